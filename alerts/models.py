@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.storage import Storage, storages
+from django.db import models
+from django.utils import timezone
+
+from cameras.models import Camera, Zone
+
+
+def clip_storage() -> Storage:
+    """The `clips` entry of STORAGES, looked up when used so tests and deployments can swap it."""
+    return storages["clips"]
+
+
+class ClipStatus(models.TextChoices):
+    RECORDING = "recording", "Recording"  # alert raised, post-roll still being captured
+    QUEUED = "queued", "Queued"  # spool written, build job enqueued (or waiting for the sweeper)
+    BUILDING = "building", "Building"  # a worker claimed it
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ReviewStatus(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Unreviewed"
+    CONFIRMED = "confirmed", "Confirmed"
+    DISMISSED = "dismissed", "Dismissed (false alarm)"
+
+
+class Alert(models.Model):
+    # Evidence outlives configuration: a camera with alerts cannot be deleted, only disabled.
+    camera = models.ForeignKey(Camera, on_delete=models.PROTECT, related_name="alerts")
+    zone = models.ForeignKey(Zone, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts",
+                             help_text="Empty means the whole frame.")
+    zone_name = models.CharField(max_length=100, blank=True, help_text="The zone's name when the alert was raised.")
+    event_type = models.CharField(max_length=64)
+    score = models.FloatField()
+    event_start = models.DateTimeField()
+    event_end = models.DateTimeField(null=True, blank=True)
+    detected_at = models.DateTimeField(default=timezone.now, db_index=True)
+    clip_start = models.DateTimeField(null=True, blank=True)
+    clip_end = models.DateTimeField(null=True, blank=True)
+
+    clip = models.FileField(storage=clip_storage, max_length=500, blank=True)
+    thumbnail = models.FileField(storage=clip_storage, max_length=500, blank=True)
+    clip_sha256 = models.CharField("clip SHA-256", max_length=64, blank=True)
+    clip_size = models.BigIntegerField(null=True, blank=True)
+    clip_duration = models.FloatField(null=True, blank=True)
+    clip_status = models.CharField(max_length=16, choices=ClipStatus.choices, default=ClipStatus.RECORDING)
+    clip_error = models.TextField(blank=True)
+    clip_attempts = models.PositiveIntegerField(default=0)
+    clip_status_changed_at = models.DateTimeField(default=timezone.now)
+    spool_name = models.CharField(max_length=500, blank=True, help_text="Packets waiting for the clip builder.")
+
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="reviewed_alerts")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    suppressed_count = models.PositiveIntegerField(default=0, help_text="Repeats ignored inside the dedup window.")
+    last_suppressed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        indexes = [
+            models.Index(fields=["camera", "-detected_at"], name="alert_camera_recent"),
+            models.Index(fields=["camera", "zone", "event_type", "-detected_at"], name="alert_dedup_key"),
+            models.Index(fields=["clip_status", "clip_status_changed_at"], name="alert_clip_status"),
+            models.Index(fields=["review_status", "-detected_at"], name="alert_review_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.event_type} on {self.camera} at {self.detected_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AccessAction(models.TextChoices):
+    VIEW = "view", "Viewed"
+    DOWNLOAD = "download", "Downloaded"
+
+
+class ClipAccess(models.Model):
+    """Who watched or downloaded which clip, when and from where: the chain of custody."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="accesses")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="clip_accesses")
+    username = models.CharField(max_length=150, help_text="Kept if the account is later deleted.")
+    action = models.CharField(max_length=16, choices=AccessAction.choices)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "clip access"
+        verbose_name_plural = "clip access log"
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} alert #{self.alert_id} at {self.at:%Y-%m-%d %H:%M:%S}"

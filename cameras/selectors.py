@@ -1,0 +1,37 @@
+"""Reads about sites and who may do what at them. Every permission check in the project starts here."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from cameras.models import ROLE_RANK, Camera, Role, Site, SiteMembership
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def site_list_for(*, user: AnyUser, min_role: Role = Role.VIEWER) -> QuerySet[Site]:
+    """The sites where the user holds at least `min_role`; every site for a superuser."""
+    if not user.is_authenticated or not user.is_active:
+        return Site.objects.none()
+    if getattr(user, "is_superuser", False):
+        return Site.objects.all()
+    return Site.objects.filter(memberships__user=user, memberships__role__in=min_role.roles_at_least()).distinct()
+
+
+def role_at_site(*, user: AnyUser, site_id: int) -> Role | None:
+    """The user's role at one site (a superuser counts as manager everywhere), or None."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if getattr(user, "is_superuser", False):
+        return Role.MANAGER
+    role = SiteMembership.objects.filter(user=user, site_id=site_id).values_list("role", flat=True).first()
+    return Role(role) if role else None
+
+
+def has_role(*, user: AnyUser, site_id: int, min_role: Role) -> bool:
+    role = role_at_site(user=user, site_id=site_id)
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[min_role]
+
+
+def camera_list_for(*, user: AnyUser, min_role: Role = Role.VIEWER) -> QuerySet[Camera]:
+    return Camera.objects.filter(site__in=site_list_for(user=user, min_role=min_role)).select_related("site")

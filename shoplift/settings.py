@@ -1,0 +1,266 @@
+"""All configuration, read from the environment (and an optional .env file) through django-environ.
+
+A bad or missing value stops start-up with ImproperlyConfigured naming the variable and what it
+expects. Every variable is listed in README.md and .env.example.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+from zoneinfo import ZoneInfo
+
+import environ
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+T = TypeVar("T")
+_UNSET: Any = object()
+
+
+def _read(name: str, cast: Callable[[str], T], default: Any, expects: str) -> T:
+    """Read one variable; any parse error names the variable, the bad value and what it expects."""
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        if default is _UNSET:
+            raise ImproperlyConfigured(f"{name} is not set: expected {expects}.")
+        return default  # type: ignore[no-any-return]
+    try:
+        return cast(raw.strip())
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is invalid: expected {expects} ({exc}).") from None
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("not a boolean")
+
+
+def _ranged(low: float, high: float | None = None) -> Callable[[str], float]:
+    def cast(raw: str) -> float:
+        value = float(raw)
+        if value != value or value < low or (high is not None and value > high):
+            raise ValueError(f"{value} is out of range")
+        return value
+
+    return cast
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"{value} is not positive")
+    return value
+
+
+def _time_zone(raw: str) -> str:
+    ZoneInfo(raw)
+    return raw
+
+
+def _list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def cast(raw: str) -> str:
+        if raw.upper() not in allowed:
+            raise ValueError(f"{raw} is not one of {', '.join(allowed)}")
+        return raw.upper()
+
+    return cast
+
+
+def _db_url(raw: str) -> dict[str, Any]:
+    if "://" not in raw:
+        raise ValueError("no scheme")
+    config = env.db_url_config(raw)
+    if not config.get("ENGINE"):
+        raise ValueError("unknown database scheme")
+    return config
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+# --- Core ------------------------------------------------------------------------------------
+DEBUG = _read("DEBUG", _bool, False, "true or false")
+_DEV_SECRET = "insecure-dev-key-only-for-DEBUG-true-never-in-production"
+SECRET_KEY = _read("SECRET_KEY", str, _DEV_SECRET if DEBUG else _UNSET, "a long random string (required when DEBUG is off)")
+if not DEBUG and (SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured("SECRET_KEY is too short or is the development key: set at least 32 random characters when DEBUG is off.")
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _list, ["localhost", "127.0.0.1", "[::1]"], "a comma-separated list of host names")
+CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _list, [], "a comma-separated list of origins such as https://cctv.example.com")
+TIME_ZONE = _read("TIME_ZONE", _time_zone, "UTC", "an IANA time zone name such as Europe/London")
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "cameras",
+    "alerts",
+    "detection",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shoplift.urls"
+WSGI_APPLICATION = "shoplift.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------------
+DATABASES = {
+    "default": _read(
+        "DATABASE_URL",
+        _db_url,
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")},
+        "a database URL such as postgres://user:password@host:5432/name or sqlite:////path/db.sqlite3",
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, detectors) share the first-run database: wait for locks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+# --- Files -------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+DATA_DIR = _read("DATA_DIR", Path, BASE_DIR / "var", "a folder path")
+CLIP_STORAGE_DIR = _read("CLIP_STORAGE_DIR", Path, DATA_DIR / "clips", "a folder path for evidence clips")
+LOG_DIR = _read("LOG_DIR", Path, DATA_DIR / "log", "a folder path for log files")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": DATA_DIR / "media"}},
+    # Evidence clips, thumbnails and spool files. base_url=None: no public URL, they are served
+    # only by the permission-checked views in alerts/.
+    "clips": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": CLIP_STORAGE_DIR, "base_url": None},
+    },
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- Redis and Celery --------------------------------------------------------------------------
+REDIS_URL = _read("REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0", "a Redis URL such as redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = _read("CELERY_BROKER_URL", _redis_url, REDIS_URL, "a Redis URL such as redis://127.0.0.1:6379/0")
+CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran, so a killed worker's job is redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = _read("CELERY_TASK_SOFT_TIME_LIMIT", _positive_int, 120, "seconds, a positive integer")
+CELERY_TASK_TIME_LIMIT = _read("CELERY_TASK_TIME_LIMIT", _positive_int, 180, "seconds, a positive integer")
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}) must be greater than CELERY_TASK_SOFT_TIME_LIMIT "
+        f"({CELERY_TASK_SOFT_TIME_LIMIT}) so a task can clean up before it is killed."
+    )
+# An unacknowledged task returns to the queue after this long (a worker SIGKILLed mid-build).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- Detection defaults (a camera or zone may override some of them) ---------------------------
+DETECTION_THRESHOLD = _read("DETECTION_THRESHOLD", _ranged(0.0, 1.0), 0.5, "a score from 0 to 1")
+DEDUP_WINDOW_SECONDS = _read("DEDUP_WINDOW_SECONDS", _ranged(0.0), 300.0, "seconds, 0 or more")
+CLIP_PRE_SECONDS = _read("CLIP_PRE_SECONDS", _ranged(0.0), 2.0, "seconds, 0 or more")
+CLIP_DURING_SECONDS = _read("CLIP_DURING_SECONDS", _ranged(0.0), 2.0, "seconds, 0 or more")
+CLIP_POST_SECONDS = _read("CLIP_POST_SECONDS", _ranged(0.0), 2.0, "seconds, 0 or more")
+RING_SECONDS = _read("RING_SECONDS", _ranged(1.0, 120.0), 10.0, "seconds, from 1 to 120")
+if CLIP_PRE_SECONDS >= RING_SECONDS:
+    raise ImproperlyConfigured(
+        f"CLIP_PRE_SECONDS ({CLIP_PRE_SECONDS}) must be shorter than RING_SECONDS ({RING_SECONDS}): "
+        "the pre-roll is taken from the ring buffer."
+    )
+RING_MAX_BYTES = _read("RING_MAX_BYTES", _positive_int, 64 * 1024 * 1024, "bytes, a positive integer (cap per camera)")
+DETECTION_FPS = _read("DETECTION_FPS", _ranged(0.1, 30.0), 5.0, "frames per second, from 0.1 to 30")
+DETECTOR = _read("DETECTOR", str, "motion", "a detector name such as motion or torchscript")
+CAPTURE_OPEN_TIMEOUT_SECONDS = _read("CAPTURE_OPEN_TIMEOUT_SECONDS", _ranged(0.5, 120.0), 5.0, "seconds, from 0.5 to 120")
+CAPTURE_WATCHDOG_SECONDS = _read("CAPTURE_WATCHDOG_SECONDS", _ranged(1.0, 600.0), 10.0, "seconds, from 1 to 600")
+CAPTURE_BACKOFF_CAP_SECONDS = _read("CAPTURE_BACKOFF_CAP_SECONDS", _ranged(1.0, 3600.0), 30.0, "seconds, from 1 to 3600")
+
+# --- Security ----------------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = _read("SESSION_COOKIE_AGE", _positive_int, 12 * 3600, "seconds, a positive integer")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", _bool, False, "true or false")
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", int, 0, "seconds, an integer")
+if _read("SECURE_PROXY_SSL_HEADER", _bool, False, "true or false (true behind a proxy that sets X-Forwarded-Proto)"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Logging -----------------------------------------------------------------------------------
+LOG_LEVEL = _read("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "DEBUG, INFO, WARNING or ERROR")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"mask_credentials": {"()": "shoplift.logs.MaskCredentialsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_credentials"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
