@@ -97,3 +97,24 @@ class ClipAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.action} alert #{self.alert_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class LoginFailure(models.Model):
+    """One failed login. Counted per user name and per client address to refuse brute force.
+
+    Kept in the database (not process memory) so the limit holds across every web worker.
+    """
+
+    username = models.CharField(max_length=150, help_text="Lower-cased as typed; it need not exist.")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [
+            models.Index(fields=["username", "at"], name="login_failure_username"),
+            models.Index(fields=["ip_address", "at"], name="login_failure_ip"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.ip_address} at {self.at:%Y-%m-%d %H:%M:%S}"
