@@ -264,3 +264,14 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Dashboard (issue 6): login rate limit, live-update interval ------------------------------
+# Failed logins are counted in the database (alerts.LoginFailure), so the limit holds across workers.
+LOGIN_FAILURE_LIMIT = _read("LOGIN_FAILURE_LIMIT", _positive_int, 5, "failed logins per user name, a positive integer")
+LOGIN_FAILURE_IP_LIMIT = _read("LOGIN_FAILURE_IP_LIMIT", _positive_int, 20, "failed logins per client address, a positive integer")
+LOGIN_FAILURE_WINDOW_SECONDS = _read("LOGIN_FAILURE_WINDOW_SECONDS", _positive_int, 900, "seconds, a positive integer")
+# Behind a reverse proxy every request comes from the proxy: take the client address it appends
+# to X-Forwarded-For instead (only turn on when such a proxy always sets the header).
+LOGIN_TRUST_X_FORWARDED_FOR = _read("LOGIN_TRUST_X_FORWARDED_FOR", _bool, False, "true or false")
+DASHBOARD_POLL_SECONDS = _read("DASHBOARD_POLL_SECONDS", _ranged(1.0, 300.0), 5.0, "seconds, from 1 to 300")
+CSRF_COOKIE_HTTPONLY = True  # no script reads the token from the cookie; forms carry it
