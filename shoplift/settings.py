@@ -31,7 +31,7 @@ def _read(name: str, cast: Callable[[str], T], default: Any, expects: str) -> T:
         return default  # type: ignore[no-any-return]
     try:
         return cast(raw.strip())
-    except (ValueError, TypeError, ValidationError) as exc:
+    except (ValueError, TypeError, KeyError, ValidationError) as exc:
         raise ImproperlyConfigured(f"{name}={raw!r} is invalid: expected {expects} ({exc}).") from None
 
 

@@ -1,0 +1,57 @@
+"""Admin for alerts and the access log. Evidence fields are read-only; the access log is read-only whole."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
+
+from alerts.models import Alert, ClipAccess
+from cameras.admin import SiteScopedAdmin
+
+EVIDENCE_FIELDS = (
+    "camera", "zone", "zone_name", "event_type", "score", "event_start", "event_end", "detected_at",
+    "clip_start", "clip_end", "clip", "thumbnail", "clip_sha256", "clip_size", "clip_duration",
+    "clip_status", "clip_error", "clip_attempts", "clip_status_changed_at", "spool_name",
+    "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at",
+)
+
+
+@admin.register(Alert)
+class AlertAdmin(SiteScopedAdmin):
+    site_path = "camera__site"
+    allow_add = False  # alerts come from the detectors only
+    list_display = ("id", "detected_at", "camera", "zone_name", "event_type", "score", "clip_status",
+                    "review_status", "suppressed_count")
+    list_filter = ("clip_status", "review_status", "event_type", "camera__site")
+    search_fields = ("camera__name", "zone_name", "event_type", "clip_sha256")
+    date_hierarchy = "detected_at"
+    list_select_related = ("camera", "camera__site")
+    readonly_fields = EVIDENCE_FIELDS
+    fields = EVIDENCE_FIELDS + ("review_status", "review_note")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Evidence is deleted by a superuser only (e.g. under a retention policy), never by site staff.
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def save_model(self, request: HttpRequest, obj: Alert, form: Any, change: bool) -> None:
+        if {"review_status", "review_note"} & set(form.changed_data):
+            obj.reviewed_by = request.user  # type: ignore[assignment]
+            obj.reviewed_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ClipAccess)
+class ClipAccessAdmin(SiteScopedAdmin):
+    site_path = "alert__camera__site"
+    allow_add = False
+    allow_delete = False
+    list_display = ("at", "username", "action", "alert", "ip_address")
+    list_filter = ("action", "alert__camera__site")
+    search_fields = ("username", "ip_address")
+    date_hierarchy = "at"
+    list_select_related = ("alert", "alert__camera", "alert__camera__site")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the chain of custody is never edited

@@ -1,0 +1,161 @@
+"""Log in, log out, change password, and the failed-login rate limit.
+
+Failed attempts are rows in the database (alerts.LoginFailure), counted per user name and per
+client address over a sliding window, so the limit holds across every gunicorn worker. A refused
+attempt is not checked against the password at all and is not counted again, so the lock lifts
+on its own once the window has passed.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from alerts.models import LoginFailure
+
+logger = logging.getLogger("shoplift.auth")
+
+
+@dataclass(frozen=True)
+class Lockout:
+    key: str  # "username" or "address": which limit was reached
+    retry_after: int  # seconds until one more attempt is allowed
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address; behind a trusted proxy, the last one it appended to X-Forwarded-For."""
+    if settings.LOGIN_TRUST_X_FORWARDED_FOR:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded:
+            return forwarded[-1]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _normalize(username: str) -> str:
+    return username.strip().lower()[:150]
+
+
+def _retry_after(timestamps: list[datetime], limit: int, now: datetime) -> int | None:
+    """Seconds until fewer than `limit` failures remain in the window; None when not locked."""
+    if len(timestamps) < limit:
+        return None
+    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    # Newest first: the limit-th newest failure is the one whose expiry unlocks the next attempt.
+    unlock_at = timestamps[limit - 1] + window
+    return max(1, math.ceil((unlock_at - now).total_seconds()))
+
+
+def login_lockout(*, username: str, ip_address: str | None) -> Lockout | None:
+    """The lock that refuses this attempt, or None when it may go ahead."""
+    now = timezone.now()
+    since = now - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    recent = LoginFailure.objects.filter(at__gt=since).order_by("-at")
+    checks = [("username", recent.filter(username=_normalize(username)), settings.LOGIN_FAILURE_LIMIT)]
+    if ip_address:
+        checks.append(("address", recent.filter(ip_address=ip_address), settings.LOGIN_FAILURE_IP_LIMIT))
+    for key, queryset, limit in checks:
+        timestamps = list(queryset.values_list("at", flat=True)[:limit])
+        retry_after = _retry_after(timestamps, limit, now)
+        if retry_after is not None:
+            return Lockout(key=key, retry_after=retry_after)
+    return None
+
+
+def login_failure_record(*, username: str, ip_address: str | None) -> None:
+    now = timezone.now()
+    LoginFailure.objects.create(username=_normalize(username), ip_address=ip_address, at=now)
+    # Rows past the window count for nothing: drop them so the table stays small.
+    LoginFailure.objects.filter(at__lte=now - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)).delete()
+
+
+def login_failures_clear(*, username: str) -> None:
+    LoginFailure.objects.filter(username=_normalize(username)).delete()
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return settings.LOGIN_REDIRECT_URL
+
+
+def _minutes(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = AuthenticationForm(request, data=request.POST if request.method == "POST" else None)
+    context = {"form": form, "next": _safe_next(request)}
+    if request.method != "POST":
+        return render(request, "registration/login.html", context)
+    username, ip_address = request.POST.get("username", ""), client_ip(request)
+    lockout = login_lockout(username=username, ip_address=ip_address)
+    if lockout is not None:
+        logger.warning("login refused: too many failures username=%s ip=%s limit=%s retry_after=%ss",
+                       _normalize(username), ip_address, lockout.key, lockout.retry_after)
+        context.update(form=AuthenticationForm(request), locked_for=_minutes(lockout.retry_after))
+        response = render(request, "registration/login.html", context, status=429)
+        response["Retry-After"] = str(lockout.retry_after)
+        return response
+    if not form.is_valid():
+        login_failure_record(username=username, ip_address=ip_address)
+        logger.warning("login failed username=%s ip=%s", _normalize(username), ip_address)
+        return render(request, "registration/login.html", context, status=200)
+    user = form.get_user()
+    login(request, user)
+    login_failures_clear(username=username)
+    logger.info("login username=%s ip=%s", user.get_username(), ip_address)
+    return HttpResponseRedirect(context["next"])
+
+
+def admin_login_redirect(request: HttpRequest) -> HttpResponse:
+    """The admin signs in through the same rate-limited form as the dashboard."""
+    login_url = reverse("login")
+    next_url = request.GET.get("next", reverse("admin:index"))
+    return redirect(f"{login_url}?next={next_url}" if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}) else login_url)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        logger.info("logout username=%s", request.user.get_username())
+    logout(request)
+    return redirect(settings.LOGOUT_REDIRECT_URL)
+
+
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+@csrf_protect
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change_view(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.user, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        update_session_auth_hash(request, user)  # stay signed in on this device
+        logger.info("password changed username=%s", user.get_username())
+        messages.success(request, "Your password has been changed.")
+        return redirect("alerts:list")
+    return render(request, "registration/password_change.html", {"form": form})
