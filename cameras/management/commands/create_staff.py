@@ -35,7 +35,8 @@ class Command(BaseCommand):
                 username=options["username"], site=site, role=Role(options["role"]), password=password, email=options["email"],
             )
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
+            hint = " Give one with --password-env VAR, or run the command in a terminal to be asked." if password is None else ""
+            raise CommandError(" ".join(exc.messages) + hint) from None
         verb = "Created" if created else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} '{user.username}': {options['role']} at {site.name}."))
 
