@@ -12,3 +12,10 @@ from shoplift.settings import *  # noqa: E402,F401,F403
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# A file, not SQLite's in-memory database, so that processes a test starts (workers, detector
+# supervisors) can open the same test database. One file per test run, so parallel runs don't collide.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"shoplift-test-{os.getpid()}.sqlite3")}  # noqa: F405
