@@ -1,4 +1,15 @@
 from django.urls import path
 
+from alerts import views
+
 app_name = "alerts"
-urlpatterns: list = []  # the dashboard (issue 6) adds its views here
+urlpatterns = [
+    path("", views.alert_list, name="list"),
+    path("alerts/poll/", views.alert_poll, name="poll"),
+    path("alerts/<int:alert_id>/", views.alert_detail, name="detail"),
+    path("alerts/<int:alert_id>/review/", views.alert_review_view, name="review"),
+    path("alerts/<int:alert_id>/status/", views.alert_status, name="status"),
+    path("alerts/<int:alert_id>/clip/", views.alert_clip, name="clip"),
+    path("alerts/<int:alert_id>/download/", views.alert_download, name="download"),
+    path("alerts/<int:alert_id>/thumbnail/", views.alert_thumbnail, name="thumbnail"),
+]

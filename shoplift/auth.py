@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -131,10 +132,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 def admin_login_redirect(request: HttpRequest) -> HttpResponse:
     """The admin signs in through the same rate-limited form as the dashboard."""
-    login_url = reverse("login")
-    next_url = request.GET.get("next", reverse("admin:index"))
-    return redirect(f"{login_url}?next={next_url}" if url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}) else login_url)
+    next_url = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = reverse("admin:index")
+    return redirect(f"{reverse('login')}?{urlencode({'next': next_url})}")
 
 
 @require_POST

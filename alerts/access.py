@@ -1,0 +1,35 @@
+"""The one fetch-and-authorize helper every alert view goes through."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from alerts.models import Alert
+from cameras.models import ROLE_RANK, Role
+from cameras.selectors import role_at_site
+
+
+@dataclass(frozen=True)
+class AlertAccess:
+    alert: Alert
+    role: Role  # the user's role at the alert's site (a superuser counts as manager)
+
+    def can(self, min_role: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[min_role]
+
+
+def access_alert(request: HttpRequest, alert_id: int, min_role: Role = Role.VIEWER) -> AlertAccess:
+    """Fetch the alert for this user: Http404 outside the user's sites, PermissionDenied for a weaker role.
+
+    The 404 is the same whether the alert exists or not, so ids of other sites reveal nothing.
+    """
+    alert = Alert.objects.select_related("camera__site", "zone", "reviewed_by").filter(pk=alert_id).first()
+    role = role_at_site(user=request.user, site_id=alert.camera.site_id) if alert is not None else None
+    if alert is None or role is None:
+        raise Http404("No such alert.")
+    access = AlertAccess(alert=alert, role=role)
+    if not access.can(min_role):
+        raise PermissionDenied(f"This needs the {min_role.label} role at {alert.camera.site.name}.")
+    return access

@@ -1,0 +1,105 @@
+"""The alert list's filters and the review form."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.conf import settings
+
+from alerts.models import ClipStatus, ReviewStatus
+from alerts.selectors import AlertFilters, alert_event_types_for
+from cameras.models import Site, Zone
+from cameras.selectors import AnyUser, camera_list_for, site_list_for
+
+
+def _plausible(day: date | None) -> date | None:
+    if day is not None and not 2000 <= day.year <= 2100:
+        raise forms.ValidationError("Pick a date between 2000 and 2100.")
+    return day
+
+
+class AlertFilterForm(forms.Form):
+    """GET filters. A bad value invalidates only its own field; the list ignores it and says so."""
+
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False, empty_label="All sites")
+    camera = forms.ModelChoiceField(queryset=None, required=False, empty_label="All cameras")
+    zone = forms.ModelChoiceField(queryset=Zone.objects.none(), required=False, empty_label="All zones")
+    event_type = forms.ChoiceField(required=False, label="Event")
+    review_status = forms.ChoiceField(choices=[("", "Any review")] + ReviewStatus.choices, required=False,
+                                      label="Review")
+    clip_status = forms.ChoiceField(choices=[("", "Any clip")] + ClipStatus.choices, required=False, label="Clip")
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    min_score = forms.FloatField(required=False, min_value=0.0, max_value=1.0, label="Min. score",
+                                 widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "0–1"}))
+
+    def __init__(self, *args: object, user: AnyUser, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sites = list(site_list_for(user=user))
+        cameras = camera_list_for(user=user)
+        self.fields["site"].queryset = site_list_for(user=user)
+        self.fields["camera"].queryset = cameras
+        self.fields["camera"].label_from_instance = lambda c: f"{c.site.name} / {c.name}"
+        self.fields["zone"].queryset = Zone.objects.filter(camera__in=cameras).select_related("camera__site")
+        self.fields["zone"].label_from_instance = lambda z: f"{z.camera.name} / {z.name}"
+        event_types = alert_event_types_for(user=user)
+        self.fields["event_type"].choices = [("", "Any event")] + [(e, e.replace("_", " ").capitalize()) for e in event_types]
+
+    def clean_date_from(self) -> date | None:
+        return _plausible(self.cleaned_data.get("date_from"))
+
+    def clean_date_to(self) -> date | None:
+        return _plausible(self.cleaned_data.get("date_to"))
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def ignored(self) -> list[str]:
+        """One readable line per filter that was left out because its value was bad."""
+        return [f"{self.fields[name].label or name.replace('_', ' ').capitalize()} filter ignored: {' '.join(errors)}"
+                if name in self.fields else " ".join(errors)
+                for name, errors in self.errors.items()]
+
+    def _zone_info(self, site: Site | None) -> ZoneInfo:
+        """Dates are days in the chosen site's time zone (or the only site's), else the deployment's."""
+        if site is None and len(self.sites) == 1:
+            site = self.sites[0]
+        return ZoneInfo(site.time_zone if site is not None else settings.TIME_ZONE)
+
+    def filters(self) -> AlertFilters:
+        """The valid filters; call after is_valid()."""
+        data = getattr(self, "cleaned_data", {})
+        site, camera, zone = data.get("site"), data.get("camera"), data.get("zone")
+        tz = self._zone_info(site)
+
+        def day_start(day: date | None, extra_days: int = 0) -> datetime | None:
+            return datetime.combine(day + timedelta(days=extra_days), time.min, tzinfo=tz) if day else None
+
+        return AlertFilters(
+            site_id=site.pk if site else None,
+            camera_id=camera.pk if camera else None,
+            zone_id=zone.pk if zone else None,
+            event_type=data.get("event_type") or None,
+            review_status=data.get("review_status") or None,
+            clip_status=data.get("clip_status") or None,
+            detected_from=day_start(data.get("date_from")),
+            detected_until=day_start(data.get("date_to"), extra_days=1),
+            min_score=data.get("min_score"),
+        )
+
+    def active_count(self) -> int:
+        return sum(1 for name, value in getattr(self, "cleaned_data", {}).items() if value not in (None, ""))
+
+
+class ReviewForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[(ReviewStatus.CONFIRMED, "Confirm"), (ReviewStatus.DISMISSED, "Dismiss")],
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
+                           help_text="What you saw; kept with the alert.")

@@ -1,0 +1,46 @@
+"""Writes about alerts made by people: reviews and the clip access log."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from alerts.models import AccessAction, Alert, ClipAccess, ReviewStatus
+
+logger = logging.getLogger(__name__)
+
+# A player fetches one clip in many range requests, and may start again from byte 0 when seeking
+# back: count one view per user and alert in this window.
+VIEW_DEDUP_SECONDS = 60
+
+
+def alert_review(*, alert: Alert, user: AbstractBaseUser, status: ReviewStatus, note: str) -> Alert:
+    if status not in (ReviewStatus.CONFIRMED, ReviewStatus.DISMISSED):
+        raise ValueError(f"A review confirms or dismisses an alert; {status!r} is neither.")
+    alert.review_status = status
+    alert.review_note = note.strip()
+    alert.reviewed_by = user  # type: ignore[assignment]
+    alert.reviewed_at = timezone.now()
+    alert.save(update_fields=["review_status", "review_note", "reviewed_by", "reviewed_at"])
+    logger.info("alert reviewed alert=%s status=%s user=%s", alert.pk, status, user.get_username())
+    return alert
+
+
+def clip_access_record(*, alert: Alert, user: AbstractBaseUser, action: AccessAction,
+                       ip_address: str | None, user_agent: str) -> ClipAccess:
+    access = ClipAccess.objects.create(alert=alert, user=user, username=user.get_username(), action=action,
+                                       ip_address=ip_address, user_agent=user_agent[:300])
+    logger.info("clip access alert=%s action=%s user=%s ip=%s", alert.pk, action, user.get_username(), ip_address)
+    return access
+
+
+def clip_view_record(*, alert: Alert, user: AbstractBaseUser, ip_address: str | None,
+                     user_agent: str) -> ClipAccess | None:
+    """Record a view unless this user already viewed this clip moments ago (same playback)."""
+    since = timezone.now() - timedelta(seconds=VIEW_DEDUP_SECONDS)
+    if ClipAccess.objects.filter(alert=alert, user=user, action=AccessAction.VIEW, at__gte=since).exists():
+        return None
+    return clip_access_record(alert=alert, user=user, action=AccessAction.VIEW, ip_address=ip_address,
+                              user_agent=user_agent)

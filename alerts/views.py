@@ -1,0 +1,199 @@
+"""The alert dashboard: list, live updates, detail, review, clip playback and download.
+
+Every view that touches one alert fetches it through access.access_alert.
+"""
+from __future__ import annotations
+
+import logging
+import mimetypes
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from alerts.access import AlertAccess, access_alert
+from alerts.forms import AlertFilterForm, ReviewForm
+from alerts.models import AccessAction, Alert, ClipStatus, ReviewStatus, clip_storage
+from alerts.selectors import (
+    Cursor,
+    alert_latest_id_for,
+    alert_list_for,
+    alert_new_for,
+    alert_page,
+    alert_rows_for,
+    clip_access_list,
+)
+from alerts.services import alert_review, clip_access_record, clip_view_record
+from alerts.streaming import ranged_file_response
+from cameras.models import Role
+from shoplift.auth import client_ip
+
+logger = logging.getLogger(__name__)
+
+
+def _int_list(raw: str, limit: int = 100) -> list[int]:
+    return [int(part) for part in raw.split(",")[:limit] if part.strip().isdigit() and len(part.strip()) < 19]
+
+
+def _int(raw: str) -> int:
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() and len(raw) < 19 else 0
+
+
+@login_required
+@require_GET
+def alert_list(request: HttpRequest) -> HttpResponse:
+    form = AlertFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    ignored = form.ignored()
+    before = Cursor.decode(request.GET["before"]) if request.GET.get("before") else None
+    if request.GET.get("before") and before is None:
+        ignored.append("The page position was not understood; showing the newest alerts.")
+    filters = form.filters()
+    page = alert_page(alerts=alert_list_for(user=request.user, filters=filters), before=before)
+    return render(request, "alerts/list.html", {
+        "form": form, "page": page, "ignored": ignored, "is_first_page": before is None,
+        "latest_id": alert_latest_id_for(user=request.user, filters=filters) if before is None else 0,
+        "poll_seconds": settings.DASHBOARD_POLL_SECONDS, "nav": "alerts",
+    })
+
+
+@login_required
+@require_GET
+def alert_poll(request: HttpRequest) -> JsonResponse:
+    """New rows since `after`, and the current state of the `pending` rows (clips not yet final)."""
+    form = AlertFilterForm(request.GET, user=request.user)
+    form.is_valid()
+    after = _int(request.GET.get("after", ""))
+    new = alert_new_for(user=request.user, filters=form.filters(), after_id=after)
+    updated = alert_rows_for(user=request.user, ids=_int_list(request.GET.get("pending", "")))
+    return JsonResponse({
+        "latest_id": max([after] + [alert.pk for alert in new]),
+        "new_html": render_to_string("alerts/_rows.html", {"alerts": new, "is_new": True}, request),
+        "updated": {str(alert.pk): render_to_string("alerts/_row.html", {"alert": alert}, request) for alert in updated},
+    })
+
+
+def _detail_context(request: HttpRequest, access: AlertAccess, review_form: ReviewForm | None = None) -> dict[str, Any]:
+    alert = access.alert
+    return {
+        "alert": alert, "access": access, "nav": "alerts",
+        "can_review": access.can(Role.REVIEWER), "can_manage": access.can(Role.MANAGER),
+        "review_form": review_form or ReviewForm(initial={"note": alert.review_note}),
+        "accesses": clip_access_list(alert=alert) if access.can(Role.MANAGER) else None,
+        "poll_seconds": settings.DASHBOARD_POLL_SECONDS,
+        "admin_url": _admin_url(alert) if access.can(Role.MANAGER) and request.user.is_staff else "",
+    }
+
+
+def _admin_url(alert: Alert) -> str:
+    try:
+        return reverse("admin:alerts_alert_change", args=[alert.pk])
+    except NoReverseMatch:  # the alert admin is not registered in this deployment
+        return ""
+
+
+@login_required
+@require_GET
+def alert_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
+    access = access_alert(request, alert_id, Role.VIEWER)
+    return render(request, "alerts/detail.html", _detail_context(request, access))
+
+
+@login_required
+@require_POST
+def alert_review_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    access = access_alert(request, alert_id, Role.REVIEWER)
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        return render(request, "alerts/detail.html", _detail_context(request, access, form), status=400)
+    alert_review(alert=access.alert, user=request.user, status=ReviewStatus(form.cleaned_data["decision"]),
+                 note=form.cleaned_data["note"])
+    messages.success(request, f"Alert #{alert_id} {access.alert.get_review_status_display().lower()}.")
+    return redirect("alerts:detail", alert_id=alert_id)
+
+
+@login_required
+@require_GET
+def alert_status(request: HttpRequest, alert_id: int) -> JsonResponse:
+    """The clip's state for a detail page waiting on it; the player's HTML once it is ready."""
+    alert = access_alert(request, alert_id, Role.VIEWER).alert
+    final = alert.clip_status in (ClipStatus.READY, ClipStatus.FAILED)
+    return JsonResponse({
+        "clip_status": alert.clip_status,
+        "final": final,
+        "player_html": render_to_string("alerts/_player.html", {"alert": alert}, request) if final else "",
+    })
+
+
+def _clip_name(alert: Alert) -> str:
+    if alert.clip_status != ClipStatus.READY or not alert.clip.name:
+        raise Http404("The clip is not ready yet.")
+    return alert.clip.name
+
+
+def download_filename(alert: Alert) -> str:
+    """Readable and sortable: site_camera_local-time_event_id.mp4."""
+    local = alert.event_start.astimezone(ZoneInfo(alert.camera.site.time_zone))
+    parts = [alert.camera.site.name, alert.camera.name, local.strftime("%Y-%m-%d_%H%M%S"), alert.event_type]
+    return "_".join(slugify(part) or "x" for part in parts) + f"_{alert.pk}.mp4"
+
+
+def _serve_clip(request: HttpRequest, alert: Alert, *, as_attachment: bool) -> HttpResponseBase:
+    name = _clip_name(alert)
+    storage = clip_storage()
+    if not storage.exists(name):
+        logger.error("clip file missing alert=%s name=%s", alert.pk, name)
+        raise Http404("The clip file is missing from storage.")
+    return ranged_file_response(request, storage=storage, name=name, content_type="video/mp4",
+                                filename=download_filename(alert), as_attachment=as_attachment,
+                                etag=f'"{alert.clip_sha256}"' if alert.clip_sha256 else "")
+
+
+def _starts_playback(request: HttpRequest) -> bool:
+    """The first request of a playback or download asks for the whole file or from byte 0."""
+    header = request.headers.get("Range", "").replace(" ", "").lower()
+    return not header or header.startswith("bytes=0-")
+
+
+@login_required
+@require_GET
+def alert_clip(request: HttpRequest, alert_id: int) -> HttpResponseBase:
+    alert = access_alert(request, alert_id, Role.VIEWER).alert
+    response = _serve_clip(request, alert, as_attachment=False)
+    if _starts_playback(request) and response.status_code in (200, 206):
+        clip_view_record(alert=alert, user=request.user, ip_address=client_ip(request),
+                         user_agent=request.headers.get("User-Agent", ""))
+    return response
+
+
+@login_required
+@require_GET
+def alert_download(request: HttpRequest, alert_id: int) -> HttpResponseBase:
+    alert = access_alert(request, alert_id, Role.REVIEWER).alert
+    response = _serve_clip(request, alert, as_attachment=True)
+    if _starts_playback(request) and response.status_code in (200, 206):
+        clip_access_record(alert=alert, user=request.user, action=AccessAction.DOWNLOAD,
+                           ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
+    return response
+
+
+@login_required
+@require_GET
+def alert_thumbnail(request: HttpRequest, alert_id: int) -> HttpResponseBase:
+    alert = access_alert(request, alert_id, Role.VIEWER).alert
+    storage = clip_storage()
+    if not alert.thumbnail.name or not storage.exists(alert.thumbnail.name):
+        raise Http404("No thumbnail.")
+    response = ranged_file_response(request, storage=storage, name=alert.thumbnail.name, content_type=mimetypes.guess_type(alert.thumbnail.name)[0] or "image/jpeg",
+                                    filename=f"alert-{alert.pk}-thumbnail.jpg", as_attachment=False)
+    response["Cache-Control"] = "private, max-age=300"
+    return response
