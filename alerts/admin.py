@@ -13,7 +13,7 @@ from cameras.admin import SiteScopedAdmin
 EVIDENCE_FIELDS = (
     "camera", "zone", "zone_name", "event_type", "score", "event_start", "event_end", "detected_at",
     "clip_start", "clip_end", "clip", "thumbnail", "clip_sha256", "clip_size", "clip_duration",
-    "clip_status", "clip_error", "clip_attempts", "clip_status_changed_at", "spool_name",
+    "clip_status", "clip_error", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
     "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at",
 )
 

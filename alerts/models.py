@@ -51,6 +51,7 @@ class Alert(models.Model):
     clip_attempts = models.PositiveIntegerField(default=0)
     clip_status_changed_at = models.DateTimeField(default=timezone.now)
     spool_name = models.CharField(max_length=500, blank=True, help_text="Packets waiting for the clip builder.")
+    clip_task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task that holds the build claim.")
 
     review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,

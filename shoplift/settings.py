@@ -201,8 +201,10 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
         f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}) must be greater than CELERY_TASK_SOFT_TIME_LIMIT "
         f"({CELERY_TASK_SOFT_TIME_LIMIT}) so a task can clean up before it is killed."
     )
-# An unacknowledged task returns to the queue after this long (a worker SIGKILLed mid-build).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+# An unacknowledged task returns to the queue after this long when its whole worker died. It must
+# exceed the longest retry countdown; the clip sweeper recovers such jobs sooner (alerts/clip_jobs.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 3}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -226,6 +228,17 @@ DETECTOR = _read("DETECTOR", str, "motion", "a detector name such as motion or t
 CAPTURE_OPEN_TIMEOUT_SECONDS = _read("CAPTURE_OPEN_TIMEOUT_SECONDS", _ranged(0.5, 120.0), 5.0, "seconds, from 0.5 to 120")
 CAPTURE_WATCHDOG_SECONDS = _read("CAPTURE_WATCHDOG_SECONDS", _ranged(1.0, 600.0), 10.0, "seconds, from 1 to 600")
 CAPTURE_BACKOFF_CAP_SECONDS = _read("CAPTURE_BACKOFF_CAP_SECONDS", _ranged(1.0, 3600.0), 30.0, "seconds, from 1 to 3600")
+
+# --- Clip jobs -----------------------------------------------------------------------------------
+CLIP_BUILD_MAX_ATTEMPTS = _read("CLIP_BUILD_MAX_ATTEMPTS", _positive_int, 5, "a positive integer")
+CLIP_RETRY_BACKOFF_SECONDS = _read("CLIP_RETRY_BACKOFF_SECONDS", _ranged(0.0, 3600.0), 10.0,
+                                   "seconds before the first retry (it doubles, up to 300), from 0 to 3600")
+CLIP_QUEUE_STALE_SECONDS = _read("CLIP_QUEUE_STALE_SECONDS", _ranged(1.0), 60.0,
+                                 "seconds a clip job may wait in the queue before the sweeper re-enqueues it")
+CLIP_SWEEP_INTERVAL_SECONDS = _read("CLIP_SWEEP_INTERVAL_SECONDS", _ranged(1.0), 30.0, "seconds between sweeps")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-clip-jobs": {"task": "alerts.tasks.sweep_clip_jobs", "schedule": CLIP_SWEEP_INTERVAL_SECONDS},
+}
 
 # --- Security ----------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG

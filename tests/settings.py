@@ -19,3 +19,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     import tempfile
 
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"shoplift-test-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# The test run's own Redis (tests/support/processes.py starts it on this port), never the shared 6379.
+if "CELERY_BROKER_URL" not in os.environ:
+    import socket
+
+    with socket.socket() as _sock:
+        _sock.bind(("127.0.0.1", 0))
+        os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{_sock.getsockname()[1]}/0"
+    CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]

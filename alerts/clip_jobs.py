@@ -1,0 +1,208 @@
+"""The clip job: from a queued alert with a spool file to a stored, hashed MP4.
+
+The alert row is the job's state (queued, building, ready, failed) and the spool file its payload,
+so together they are an outbox: a job whose message was lost (Redis down, worker killed) is found
+again by `clip_jobs_sweep`. Claims are conditional updates, so a job runs once however often its
+message is delivered.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from alerts.clips import BuiltClip, ClipError, clip_build
+from alerts.models import Alert, ClipStatus, clip_storage
+
+log = logging.getLogger("shoplift.clips")
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: str  # "ready", "failed", "retry", "busy" or "skipped"
+    retry_in: float | None = None
+    detail: str = ""
+
+
+def clip_lease_seconds() -> float:
+    """How long a build claim holds: past the task's hard time limit, its worker is certainly gone."""
+    return float(settings.CELERY_TASK_TIME_LIMIT) + 10.0
+
+
+def clip_storage_name(alert: Alert) -> str:
+    """clips/<site>/<camera>/<yyyy>/<mm>/<dd>/<alert id>.mp4, dated in the site's time zone."""
+    camera = alert.camera
+    local = timezone.localtime(alert.event_start, timezone=ZoneInfo(camera.site.time_zone))
+    site = slugify(camera.site.name) or f"site-{camera.site_id}"
+    cam = slugify(camera.name) or f"camera-{camera.pk}"
+    return f"clips/{site}/{cam}/{local:%Y/%m/%d}/{alert.pk}.mp4"
+
+
+def _backoff(attempt: int) -> float:
+    return min(float(settings.CLIP_RETRY_BACKOFF_SECONDS) * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+def clip_job_claim(*, alert_id: int, task_id: str, now: datetime | None = None) -> bool:
+    """Take the build for this task. Allowed from queued, from this task's own failed attempt (a
+    scheduled retry), or from a building claim whose lease expired (its worker died)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=clip_lease_seconds())
+    claimable = (
+        Q(clip_status=ClipStatus.QUEUED)
+        | Q(clip_status=ClipStatus.FAILED, clip_task_id=task_id)
+        | Q(clip_status=ClipStatus.BUILDING, clip_status_changed_at__lt=stale)
+    )
+    claimed = Alert.objects.filter(claimable, pk=alert_id).update(
+        clip_status=ClipStatus.BUILDING, clip_task_id=task_id, clip_status_changed_at=now,
+        clip_attempts=F("clip_attempts") + 1,
+    )
+    return claimed == 1
+
+
+def clip_job_run(*, alert_id: int, task_id: str) -> JobOutcome:
+    """Build one alert's clip. Called by the Celery task; owns every state change of the build."""
+    if not clip_job_claim(alert_id=alert_id, task_id=task_id):
+        alert = Alert.objects.filter(pk=alert_id).only("clip_status", "clip_status_changed_at").first()
+        if alert is not None and alert.clip_status == ClipStatus.BUILDING:
+            # Another delivery holds a live claim (or this one was redelivered after its worker died):
+            # come back when the lease ends instead of building twice or dropping the job.
+            remaining = clip_lease_seconds() - (timezone.now() - alert.clip_status_changed_at).total_seconds()
+            log.info("clip build busy alert=%s task=%s retry_in=%.0f", alert_id, task_id, max(remaining, 1))
+            return JobOutcome("busy", retry_in=max(remaining, 1.0) + 1.0)
+        log.info("clip build skipped alert=%s task=%s status=%s", alert_id, task_id,
+                 alert.clip_status if alert else "deleted")
+        return JobOutcome("skipped")
+
+    alert = Alert.objects.select_related("camera__site").get(pk=alert_id)
+    storage = clip_storage()
+    with tempfile.TemporaryDirectory(prefix=f"clip-{alert_id}-") as tmp:
+        try:
+            built = _build(alert, Path(tmp))
+        except ClipError as exc:
+            # The spool itself is bad: no retry can help. The spool is kept for inspection.
+            return _fail(alert, f"Corrupt spool: {exc}", retry=False)
+        except OSError as exc:
+            return _fail(alert, f"Cannot read the spool: {exc}", retry=True)
+        name = clip_storage_name(alert)
+        try:
+            if storage.exists(name):
+                storage.delete(name)  # a half-written file from a killed attempt; never keep two
+            with built.path.open("rb") as fh:
+                saved = storage.save(name, File(fh, name=Path(name).name))
+        except OSError as exc:
+            return _fail(alert, f"Cannot store the clip ({exc.__class__.__name__}: {exc})", retry=True)
+    return _ready(alert, saved, built)
+
+
+def _build(alert: Alert, tmp: Path) -> BuiltClip:
+    storage = clip_storage()
+    if not alert.spool_name or not storage.exists(alert.spool_name):
+        raise ClipError(f"the spool file '{alert.spool_name or '(none)'}' is missing")
+    spool = tmp / ("spool" + Path(alert.spool_name).suffix)
+    with storage.open(alert.spool_name, "rb") as src, spool.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    expected = (alert.clip_end - alert.clip_start).total_seconds() if alert.clip_start and alert.clip_end else None
+    return clip_build(spool=spool, out=tmp / "clip.mp4", expected_seconds=expected,
+                      max_extra_seconds=float(settings.RING_SECONDS))
+
+
+def _ready(alert: Alert, name: str, built: BuiltClip) -> JobOutcome:
+    now = timezone.now()
+    updated = Alert.objects.filter(pk=alert.pk, clip_status=ClipStatus.BUILDING, clip_task_id=alert.clip_task_id).update(
+        clip=name, clip_sha256=built.sha256, clip_size=built.size, clip_duration=built.duration,
+        clip_status=ClipStatus.READY, clip_error="", clip_status_changed_at=now,
+    )
+    if updated != 1:
+        # The lease expired and another task took over: its result wins, ours is removed.
+        clip_storage().delete(name)
+        return JobOutcome("skipped", detail="lost the claim")
+    spool = alert.spool_name
+    transaction.on_commit(lambda: _delete_spool(spool))
+    since_event = (now - alert.event_start).total_seconds()
+    since_post_roll = (now - alert.clip_end).total_seconds() if alert.clip_end else float("nan")
+    log.info(
+        "clip ready alert=%s camera=%s duration=%.2f size=%s transcoded=%s build_s=%.3f latency_event_s=%.2f "
+        "latency_post_roll_s=%.2f", alert.pk, alert.camera.name, built.duration, built.size, built.transcoded,
+        built.build_seconds, since_event, since_post_roll,
+    )
+    return JobOutcome("ready")
+
+
+def _delete_spool(name: str) -> None:
+    try:
+        clip_storage().delete(name)
+    except OSError as exc:
+        log.warning("spool not deleted name=%s error=%s", name, exc)
+
+
+def _fail(alert: Alert, error: str, *, retry: bool) -> JobOutcome:
+    attempts = Alert.objects.filter(pk=alert.pk).values_list("clip_attempts", flat=True).get()
+    retry_in = _backoff(attempts) if retry and attempts < settings.CLIP_BUILD_MAX_ATTEMPTS else None
+    if retry and retry_in is None:
+        error += f" — gave up after {attempts} attempts; fix the cause, then use 'Retry clip build' in the admin."
+    Alert.objects.filter(pk=alert.pk, clip_task_id=alert.clip_task_id).update(
+        clip_status=ClipStatus.FAILED, clip_error=error, clip_status_changed_at=timezone.now(),
+    )
+    log.error("clip failed alert=%s camera=%s attempt=%s retry_in=%s error=%s", alert.pk, alert.camera.name, attempts,
+              f"{retry_in:.0f}" if retry_in is not None else "none", error)
+    return JobOutcome("retry" if retry_in is not None else "failed", retry_in=retry_in, detail=error)
+
+
+def clip_job_enqueue(*, alert_id: int) -> None:
+    """Send the build job once the current transaction commits. A broker that is down loses nothing:
+    the alert stays queued with its spool, and the sweeper sends the job again later."""
+
+    def send() -> None:
+        from alerts.tasks import build_clip
+
+        try:
+            build_clip.apply_async((alert_id,), retry=False)
+        except Exception as exc:  # kombu/redis raise several types for an unreachable broker
+            log.warning("clip job not enqueued alert=%s error=%s; the sweeper will retry", alert_id, exc)
+
+    transaction.on_commit(send)
+
+
+def clip_job_retry(*, alert_id: int) -> bool:
+    """Put a failed build back in the queue (the admin's retry action)."""
+    with transaction.atomic():
+        queued = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.FAILED).update(
+            clip_status=ClipStatus.QUEUED, clip_task_id="", clip_attempts=0, clip_status_changed_at=timezone.now(),
+        )
+        if queued:
+            clip_job_enqueue(alert_id=alert_id)
+    return queued == 1
+
+
+def clip_jobs_sweep(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Re-send jobs whose message was lost: queued too long, or building past the lease. Returns how many."""
+    now = now or timezone.now()
+    queued_before = now - timedelta(seconds=settings.CLIP_QUEUE_STALE_SECONDS)
+    building_before = now - timedelta(seconds=clip_lease_seconds())
+    stuck = Q(clip_status=ClipStatus.QUEUED, clip_status_changed_at__lt=queued_before) | Q(
+        clip_status=ClipStatus.BUILDING, clip_status_changed_at__lt=building_before
+    )
+    ids = list(Alert.objects.filter(stuck).order_by("clip_status_changed_at").values_list("pk", flat=True)[:limit])
+    sent = 0
+    for alert_id in ids:
+        with transaction.atomic():
+            # Conditional again: the job may have moved on since the select.
+            if Alert.objects.filter(stuck, pk=alert_id).update(clip_status=ClipStatus.QUEUED, clip_task_id="",
+                                                               clip_status_changed_at=now):
+                clip_job_enqueue(alert_id=alert_id)
+                sent += 1
+    if sent:
+        log.warning("clip sweeper re-enqueued count=%s", sent)
+    return sent
