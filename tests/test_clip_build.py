@@ -14,16 +14,18 @@ from django.utils import timezone
 from alerts.clip_jobs import clip_job_claim, clip_job_retry, clip_job_run, clip_jobs_sweep, clip_storage_name
 from alerts.clips import ClipError, clip_build, file_sha256, moov_before_mdat
 from alerts.models import Alert, ClipStatus
+from cameras.models import Camera
+from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_alert, make_camera, make_site
 from tests.support.rtsp import MEDIA_DIR, make_video
 
 
-def make_hevc(seconds: int = 7) -> Path:
-    path = MEDIA_DIR / f"hevc-320x240-{seconds}s.mkv"
+def make_hevc(seconds: int = 7, size: str = "320x240") -> Path:
+    path = MEDIA_DIR / f"hevc-{size}-{seconds}s.mkv"
     if not path.exists():
         MEDIA_DIR.mkdir(parents=True, exist_ok=True)
         subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        "testsrc2=size=320x240:rate=25", "-t", str(seconds), "-c:v", "libx265", "-g", "50",
+                        f"testsrc2=size={size}:rate=25", "-t", str(seconds), "-c:v", "libx265", "-g", "50",
                         "-x265-params", "log-level=error", str(path)], check=True, timeout=120)
     return path
 
@@ -77,17 +79,14 @@ def test_it_refuses_a_clip_shorter_than_its_window(tmp_path):
 # --- The job -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def clip_dir(tmp_path, settings):
-    settings.STORAGES = {**settings.STORAGES, "clips": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path, "base_url": None}}}
-    storages._storages.pop("clips", None)  # the handler caches backends
-    yield tmp_path
-    storages._storages.pop("clips", None)
+def clip_dir(clip_settings: Path) -> Path:
+    return clip_settings
 
 
-def queued_alert(spool_bytes: bytes, **fields) -> Alert:
+def queued_alert(spool_bytes: bytes, camera: Camera | None = None, **fields) -> Alert:
     at = timezone.now() - timedelta(seconds=10)
-    alert = make_alert(make_camera(make_site("Main St"), "Aisle 3"), at=at, clip_status=ClipStatus.QUEUED,
+    camera = camera or make_camera(make_site("Main St"), "Aisle 3")
+    alert = make_alert(camera, at=at, clip_status=ClipStatus.QUEUED,
                        clip_start=at - timedelta(seconds=2), clip_end=at + timedelta(seconds=4), **fields)
     alert.spool_name = clips_storage_save(f"spool/{alert.pk}.ts", spool_bytes)
     alert.save(update_fields=["spool_name"])
