@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from alerts.models import Alert, ClipAccess
+from alerts.clip_jobs import clip_job_retry
+from alerts.models import Alert, ClipAccess, ClipStatus
 from cameras.admin import SiteScopedAdmin
 
 EVIDENCE_FIELDS = (
@@ -30,6 +32,14 @@ class AlertAdmin(SiteScopedAdmin):
     list_select_related = ("camera", "camera__site")
     readonly_fields = EVIDENCE_FIELDS
     fields = EVIDENCE_FIELDS + ("review_status", "review_note")
+    actions = ("retry_clip_build",)
+
+    @admin.action(description="Retry the clip build of selected failed alerts")
+    def retry_clip_build(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        failed = list(queryset.filter(clip_status=ClipStatus.FAILED).values_list("pk", flat=True))
+        retried = sum(clip_job_retry(alert_id=pk) for pk in failed)
+        self.message_user(request, f"{retried} clip build(s) queued again; {queryset.count() - retried} were not failed.",
+                          messages.SUCCESS if retried else messages.WARNING)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Evidence is deleted by a superuser only (e.g. under a retention policy), never by site staff.

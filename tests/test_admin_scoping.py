@@ -171,3 +171,18 @@ def test_it_shows_a_superuser_every_site(world):
 
 def test_it_keeps_memberships_for_superusers(world):
     assert login("manager_a").get("/admin/cameras/sitemembership/").status_code in (302, 403)
+
+
+def test_it_lets_a_manager_retry_a_failed_clip_build(world, django_capture_on_commit_callbacks):
+    from alerts.models import ClipStatus
+
+    Alert.objects.filter(pk=world["alert_a"].pk).update(clip_status=ClipStatus.FAILED, clip_error="disk full")
+    Alert.objects.filter(pk=world["alert_b"].pk).update(clip_status=ClipStatus.FAILED, clip_error="disk full")
+    client = login("manager_a")
+    with django_capture_on_commit_callbacks() as callbacks:  # the send itself is tested with a real worker
+        response = client.post("/admin/alerts/alert/", {
+            "action": "retry_clip_build", "_selected_action": [world["alert_a"].pk, world["alert_b"].pk]})
+    assert response.status_code == 302
+    assert len(callbacks) == 1
+    assert Alert.objects.get(pk=world["alert_a"].pk).clip_status == ClipStatus.QUEUED
+    assert Alert.objects.get(pk=world["alert_b"].pk).clip_status == ClipStatus.FAILED  # not theirs
