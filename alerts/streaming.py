@@ -47,12 +47,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise RangeNotSatisfiable()
         return ByteRange(start=max(0, size - suffix), end=size - 1)
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable()
-    return ByteRange(start=start, end=min(end, size - 1))
+    return ByteRange(start=start, end=min(int(last) if last else size - 1, size - 1))
 
 
 def _read(storage: Storage, name: str, start: int, length: int) -> Iterator[bytes]:
