@@ -1,9 +1,43 @@
-"""Logging pieces shared by every process."""
+"""Logging shared by every process: one plain-text file per process type in LOG_DIR.
+
+A line is `time level logger key=value ... message`. The key=value fields come from `extra=`
+(camera, stage, attempt, duration, ...). Records pass through a bounded queue to a writer thread,
+so a slow or stuck disk never blocks capture or inference: when the queue is full, records are
+dropped and counted, never waited for. Rotated files are gzip-compressed. Passwords in URLs are
+masked in every record.
+"""
 from __future__ import annotations
 
+import gzip
 import logging
+import logging.handlers
+import os
+import queue
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any
 
 from cameras.masking import mask_text
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def process_type() -> str:
+    """web, worker, detectors or manage: names the log file. SHOPLIFT_PROCESS overrides the guess."""
+    explicit = os.environ.get("SHOPLIFT_PROCESS")
+    if explicit:
+        return explicit
+    argv = " ".join(sys.argv[:3])
+    if "gunicorn" in argv:
+        return "web"
+    if "celery" in argv:
+        return "worker"
+    if "run_detectors" in argv:
+        return "detectors"
+    return "manage"
 
 
 class MaskCredentialsFilter(logging.Filter):
@@ -16,7 +50,81 @@ class MaskCredentialsFilter(logging.Filter):
             record.msg, record.args = masked, None
         if record.exc_info and record.exc_info[1] is not None:
             # Formatted tracebacks quote exception strings; cache a masked copy.
-            formatter = logging.Formatter()
-            record.exc_text = mask_text(formatter.formatException(record.exc_info))
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, mask_text(value))
         return True
+
+
+def _field(value: Any) -> str:
+    text = f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f'"{text}"' if (" " in text or not text) else text
+
+
+class KeyValueFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(fmt="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={_field(v)}" for k, v in vars(record).items() if k not in _STANDARD)
+        line = f"{record.asctime} {record.levelname} {record.name}"
+        return f"{line} {fields} {record.message}" if fields else f"{line} {record.message}"
+
+
+def _gzip_rotator(source: str, dest: str) -> None:
+    with open(source, "rb") as src, gzip.open(dest, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.remove(source)
+
+
+def rotating_file_handler(path: Path, *, max_bytes: int, backups: int) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler.namer = lambda name: f"{name}.gz"
+    handler.rotator = _gzip_rotator
+    return handler
+
+
+class QueuedHandler(logging.handlers.QueueHandler):
+    """Hands records to `target` on a writer thread through a bounded queue; never blocks the caller."""
+
+    def __init__(self, target: logging.Handler, *, capacity: int = 10_000) -> None:
+        super().__init__(queue.Queue(maxsize=capacity))
+        self.target, self.capacity = target, capacity
+        self.dropped = 0
+        self._lock_dropped = threading.Lock()
+        self._start_listener()
+        # Threads don't survive fork (Celery's prefork pool, run_detectors --processes): give each
+        # child its own queue and writer thread, or its records would go to a queue nobody reads.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _start_listener(self) -> None:
+        self.listener = logging.handlers.QueueListener(self.queue, self.target, respect_handler_level=True)
+        self.listener.start()
+
+    def _after_fork(self) -> None:
+        self.queue = queue.Queue(maxsize=self.capacity)
+        self._lock_dropped = threading.Lock()
+        self._start_listener()
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            with self._lock_dropped:
+                self.dropped += 1
+
+    def close(self) -> None:
+        if self.listener._thread is not None:  # close() runs again at interpreter exit
+            self.listener.stop()  # drains what is queued
+        self.target.close()
+        super().close()
+
+
+def file_handler(*, log_dir: str, max_bytes: int = 20 * 1024 * 1024, backups: int = 10) -> logging.Handler:
+    """The handler LOGGING names: LOG_DIR/<process type>.log behind a queue."""
+    target = rotating_file_handler(Path(log_dir) / f"{process_type()}.log", max_bytes=max_bytes, backups=backups)
+    target.setFormatter(KeyValueFormatter())
+    return QueuedHandler(target)

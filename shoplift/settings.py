@@ -271,12 +271,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"mask_credentials": {"()": "shoplift.logs.MaskCredentialsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {"key_value": {"()": "shoplift.logs.KeyValueFormatter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_credentials"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "key_value", "filters": ["mask_credentials"]},
+        # LOG_DIR/<web|worker|detectors|manage>.log, rotated and gzipped, written through a queue.
+        "file": {"()": "shoplift.logs.file_handler", "log_dir": str(LOG_DIR), "filters": ["mask_credentials"]},
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the handlers above in the worker
 
 # --- Dashboard (issue 6): login rate limit, live-update interval ------------------------------
 # Failed logins are counted in the database (alerts.LoginFailure), so the limit holds across workers.
@@ -288,3 +292,64 @@ LOGIN_FAILURE_WINDOW_SECONDS = _read("LOGIN_FAILURE_WINDOW_SECONDS", _positive_i
 LOGIN_TRUST_X_FORWARDED_FOR = _read("LOGIN_TRUST_X_FORWARDED_FOR", _bool, False, "true or false")
 DASHBOARD_POLL_SECONDS = _read("DASHBOARD_POLL_SECONDS", _ranged(1.0, 300.0), 5.0, "seconds, from 1 to 300")
 CSRF_COOKIE_HTTPONLY = True  # no script reads the token from the cookie; forms carry it
+
+# --- Detection rules and detectors (issue 4) ---------------------------------------------------
+def _thresholds_by_event_type(raw: str) -> dict[str, float]:
+    import re
+
+    result: dict[str, float] = {}
+    for item in _list(raw):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+            raise ValueError(f"{item!r} is not event_type=score")
+        result[name] = _ranged(0.0, 1.0)(value.strip())
+    return result
+
+
+def _size(raw: str) -> tuple[int, int]:
+    width, sep, height = raw.lower().partition("x")
+    if not sep:
+        raise ValueError("not WIDTHxHEIGHT")
+    size = (_positive_int(width), _positive_int(height))
+    if min(size) < 16:
+        raise ValueError(f"{size[0]}x{size[1]} is too small")
+    return size
+
+
+# Deployment default per event type, used below a zone's and a camera's own threshold.
+DETECTION_THRESHOLDS = _read("DETECTION_THRESHOLDS", _thresholds_by_event_type, {},
+                             "comma-separated event_type=score pairs such as loitering=0.6,zone_activity=0.4")
+DETECTION_DISABLED_EVENT_TYPES = _read("DETECTION_DISABLED_EVENT_TYPES", _list, [],
+                                       "a comma-separated list of event types to ignore")
+# An event starts when the score reaches the threshold in K of the last N samples (no one-frame spikes).
+DETECTION_SMOOTHING_K = _read("DETECTION_SMOOTHING_K", _positive_int, 3, "samples, a positive integer")
+DETECTION_SMOOTHING_N = _read("DETECTION_SMOOTHING_N", _positive_int, 5, "samples, a positive integer")
+if DETECTION_SMOOTHING_K > DETECTION_SMOOTHING_N:
+    raise ImproperlyConfigured(
+        f"DETECTION_SMOOTHING_K ({DETECTION_SMOOTHING_K}) must not exceed DETECTION_SMOOTHING_N "
+        f"({DETECTION_SMOOTHING_N}): an event needs K high samples among the last N."
+    )
+EVENT_QUIET_SECONDS = _read("EVENT_QUIET_SECONDS", _ranged(0.0, 3600.0), 5.0,
+                            "seconds without a high score before an event ends, from 0 to 3600")
+CLIP_MAX_SECONDS = _read("CLIP_MAX_SECONDS", _ranged(1.0, 3600.0), 30.0, "seconds, from 1 to 3600")
+if CLIP_MAX_SECONDS < CLIP_PRE_SECONDS + CLIP_DURING_SECONDS + CLIP_POST_SECONDS:
+    raise ImproperlyConfigured(
+        f"CLIP_MAX_SECONDS ({CLIP_MAX_SECONDS}) must be at least CLIP_PRE_SECONDS + CLIP_DURING_SECONDS + "
+        f"CLIP_POST_SECONDS ({CLIP_PRE_SECONDS + CLIP_DURING_SECONDS + CLIP_POST_SECONDS})."
+    )
+LOITERING_DWELL_SECONDS = _read("LOITERING_DWELL_SECONDS", _ranged(0.0, 3600.0), 20.0,
+                                "seconds of presence in a zone before loitering, from 0 to 3600")
+# Motion baseline: frames are downscaled to this size; a pixel is moving when it differs from the
+# background by more than MOTION_PIXEL_THRESHOLD grey levels; a zone scores 1.0 when
+# MOTION_FULL_ACTIVITY of its area moves; the background adapts over MOTION_BACKGROUND_SECONDS.
+MOTION_INPUT_SIZE = _read("MOTION_INPUT_SIZE", _size, (320, 180), "WIDTHxHEIGHT in pixels such as 320x180")
+MOTION_PIXEL_THRESHOLD = _read("MOTION_PIXEL_THRESHOLD", _ranged(1.0, 255.0), 25.0, "grey levels, from 1 to 255")
+MOTION_FULL_ACTIVITY = _read("MOTION_FULL_ACTIVITY", _ranged(0.001, 1.0), 0.25,
+                             "the fraction of a zone that must move for a score of 1, from 0.001 to 1")
+MOTION_BACKGROUND_SECONDS = _read("MOTION_BACKGROUND_SECONDS", _ranged(0.5, 3600.0), 60.0,
+                                  "seconds, from 0.5 to 3600")
+MOTION_PRESENCE_SCORE = _read("MOTION_PRESENCE_SCORE", _ranged(0.0, 1.0), 0.2,
+                              "the activity score that counts as presence for loitering, from 0 to 1")
+TORCHSCRIPT_MODEL_PATH = _read("TORCHSCRIPT_MODEL_PATH", Path, None, "the path of a TorchScript model file (.pt)")
+TORCH_THREADS = _read("TORCH_THREADS", _positive_int, 2, "threads for torch inference, a positive integer")

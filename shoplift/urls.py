@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from shoplift import auth
+from shoplift import auth, health
 
 admin.site.site_header = "Shoplift detection"
 admin.site.site_title = "Shoplift admin"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path("login/", auth.login_view, name="login"),
     path("logout/", auth.logout_view, name="logout"),
     path("password/", auth.password_change_view, name="password_change"),

@@ -5,6 +5,8 @@ Set through os.environ so that subprocesses the tests start (servers, workers) i
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+# Log files of the test run (and of the processes it starts) stay out of the project folder.
+os.environ.setdefault("LOG_DIR", os.path.join(__import__("tempfile").gettempdir(), f"shoplift-test-logs-{os.getpid()}"))
 
 from shoplift.settings import *  # noqa: E402,F401,F403
 
