@@ -1,0 +1,153 @@
+"""The one place that registers alerts raised by the detectors.
+
+`alert_raise` takes a finished rules decision (a detection.rules.Event that just STARTED) and
+either creates an Alert or, when the same (camera, zone, event type) raised one less than
+DEDUP_WINDOW_SECONDS earlier, folds it into that alert's suppressed count.
+
+The dedup check is a claim on a detection.DedupKey row: one conditional UPDATE whose row count
+says who won, inside the same transaction that creates the alert. Two processes (or machines)
+racing on the same key serialize on that row, so exactly one creates the alert and the other sees
+it; the state is in the database, so it survives restarts. No read-then-write.
+
+Called from the detector supervisor's writer thread, never from the frame loop.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from alerts.models import Alert, ClipStatus
+from cameras.models import Zone
+from detection.models import WHOLE_FRAME, DedupKey
+from detection.rules import Event
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class RaiseResult:
+    """`alert_id` is the new alert, or the earlier alert a suppressed event was counted on (None if
+    that alert has since been deleted)."""
+
+    alert_id: int | None
+    created: bool
+
+    @property
+    def suppressed(self) -> bool:
+        return not self.created
+
+
+def epoch_to_datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def alert_raise(event: Event, *, window_seconds: float | None = None) -> RaiseResult:
+    """Create the alert for a started event, unless its key raised one inside the dedup window."""
+    window = timedelta(seconds=settings.DEDUP_WINDOW_SECONDS if window_seconds is None else window_seconds)
+    at = epoch_to_datetime(event.start)
+    jpeg = thumbnail_jpeg(event)  # CPU work before the transaction: it holds the key's row lock
+    key_id = _dedup_key_id(event)
+    saved_thumbnail = ""
+    try:
+        with transaction.atomic():
+            # The claim: only a key whose last alert is old enough (or absent) is updated, atomically.
+            claimed = DedupKey.objects.filter(pk=key_id).filter(
+                Q(last_alert_at__isnull=True) | Q(last_alert_at__lte=at - window)
+            ).update(last_alert_at=at)
+            if not claimed:
+                return _suppress(event, key_id, window)
+            alert = _alert_create(event, at)
+            if jpeg:
+                alert.thumbnail.save(_thumbnail_name(alert), ContentFile(jpeg), save=False)
+                saved_thumbnail = alert.thumbnail.name
+                alert.save(update_fields=["thumbnail"])
+            DedupKey.objects.filter(pk=key_id).update(last_alert_id=alert.pk)
+    except BaseException:
+        if saved_thumbnail:
+            alert.thumbnail.storage.delete(saved_thumbnail)  # the row it belonged to was rolled back
+        raise
+    logger.info("alert raised alert=%s camera=%s camera_name=%s zone=%s event_type=%s score=%.3f start=%s "
+                "clip=%.1f..%.1f", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
+                event.event_type, event.score, at.isoformat(), event.clip_start, event.clip_end)
+    return RaiseResult(alert_id=alert.pk, created=True)
+
+
+def alert_event_close(*, alert_id: int, event: Event) -> bool:
+    """Record how an event ended (end time, final clip window, peak score) on its alert.
+
+    Only while the clip is still being recorded: once it is queued the window is what was spooled.
+    """
+    updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
+        event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
+        clip_end=epoch_to_datetime(event.clip_end),
+        score=Greatest(F("score"), event.score),
+    )
+    return bool(updated)
+
+
+def _dedup_key_id(event: Event) -> int:
+    # get_or_create retries a lookup when a concurrent insert wins (IntegrityError on the unique key).
+    key, _ = DedupKey.objects.get_or_create(
+        camera_id=event.camera_id, zone_key=event.zone_id if event.zone_id is not None else WHOLE_FRAME,
+        event_type=event.event_type,
+    )
+    return int(key.pk)
+
+
+def _suppress(event: Event, key_id: int, window: timedelta) -> RaiseResult:
+    last_id = DedupKey.objects.filter(pk=key_id).values_list("last_alert_id", flat=True).first()
+    if last_id is not None:
+        Alert.objects.filter(pk=last_id).update(suppressed_count=F("suppressed_count") + 1,
+                                                last_suppressed_at=timezone.now())
+    logger.info("alert suppressed (repeat within %ss) alert=%s camera=%s camera_name=%s zone=%s event_type=%s "
+                "score=%.3f start=%s", window.total_seconds(), last_id, event.camera_id, event.camera_name,
+                event.zone_name or "whole frame", event.event_type, event.score, epoch_to_datetime(event.start).isoformat())
+    return RaiseResult(alert_id=last_id, created=False)
+
+
+def _alert_create(event: Event, at: datetime) -> Alert:
+    zone_id = event.zone_id
+    if zone_id is not None and not Zone.objects.filter(pk=zone_id).exists():
+        zone_id = None  # deleted since the rules were loaded; zone_name keeps what it was
+    return Alert.objects.create(
+        camera_id=event.camera_id, zone_id=zone_id, zone_name=event.zone_name, event_type=event.event_type,
+        score=event.score, event_start=at, detected_at=timezone.now(),
+        clip_start=epoch_to_datetime(event.clip_start), clip_end=epoch_to_datetime(event.clip_end),
+        clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(),
+    )
+
+
+def _thumbnail_name(alert: Alert) -> str:
+    return f"thumbnails/{alert.camera_id}/{alert.event_start:%Y/%m/%d}/{alert.pk}.jpg"
+
+
+def thumbnail_jpeg(event: Event) -> bytes:
+    """The trigger frame as JPEG with the detection's box drawn on it; b"" without a frame."""
+    image = event.trigger_image
+    if image is None:
+        return b""
+    image = np.ascontiguousarray(image).copy()
+    if event.trigger_box is not None:
+        height, width = image.shape[:2]
+        x1, y1, x2, y2 = event.trigger_box
+        thickness = max(1, round(min(width, height) / 160))
+        cv2.rectangle(image, (round(x1 * width), round(y1 * height)), (round(x2 * width), round(y2 * height)),
+                      (0, 255, 255), thickness)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
+    if not ok:
+        logger.warning("thumbnail not encoded camera=%s event_type=%s shape=%s", event.camera_id, event.event_type,
+                       image.shape)
+        return b""
+    return encoded.tobytes()
