@@ -141,8 +141,13 @@ class ProbeReport:
 
 
 def probe_stream(url: str, *, seconds: float = 10.0, open_timeout: float = 5.0, pre_roll: float = 2.0,
-                 ring_seconds: float = 10.0, ring_max_bytes: int = 64 * 1024 * 1024) -> ProbeReport:
-    """Read `seconds` of the stream and measure it; raises StreamError with an explained message."""
+                 ring_seconds: float = 10.0, ring_max_bytes: int = 64 * 1024 * 1024,
+                 evidence: bool = True) -> ProbeReport:
+    """Read `seconds` of the stream and measure it; raises StreamError with an explained message.
+
+    `evidence=False` is a detection substream: only decoded, never buffered or made into clips,
+    so the ring and clip warnings do not apply to it.
+    """
     started = time.monotonic()
     container = open_input(url, open_timeout=open_timeout, watchdog_seconds=open_timeout)
     try:
@@ -158,12 +163,13 @@ def probe_stream(url: str, *, seconds: float = 10.0, open_timeout: float = 5.0, 
     finally:
         container.close()
     return _report(url, codec, measurement, others, open_seconds=open_seconds, pre_roll=pre_roll,
-                   ring_seconds=ring_seconds, ring_max_bytes=ring_max_bytes, seconds=seconds)
+                   ring_seconds=ring_seconds, ring_max_bytes=ring_max_bytes, evidence=evidence)
 
 
 @dataclass
 class _Measurement:
     packets: int = 0
+    timed_packets: int = 0
     bytes: int = 0
     keyframe_times: list[float] = field(default_factory=list)
     first_time: float | None = None
@@ -194,6 +200,7 @@ def _measure(container: Any, stream: Any, url: str, *, seconds: float, stall_tim
                 m.bytes += packet.size
                 if pts is not None:
                     t = float(pts * time_base)
+                    m.timed_packets += 1
                     m.first_time = t if m.first_time is None else min(m.first_time, t)
                     m.last_time = t if m.last_time is None else max(m.last_time, t)
                     if packet.is_keyframe:
@@ -225,23 +232,23 @@ def _measure(container: Any, stream: Any, url: str, *, seconds: float, stall_tim
 
 
 def _report(url: str, codec: CodecParams, m: _Measurement, others: tuple[str, ...], *, open_seconds: float,
-            pre_roll: float, ring_seconds: float, ring_max_bytes: int, seconds: float) -> ProbeReport:
+            pre_roll: float, ring_seconds: float, ring_max_bytes: int, evidence: bool) -> ProbeReport:
     span = (m.last_time - m.first_time) if m.first_time is not None and m.last_time is not None else 0.0
     step = m.frame_step
     measured = span + (step or 0.0)
-    fps: float | None = (m.packets / measured) if measured > 0 and m.packets > 1 else (
+    fps: float | None = (m.timed_packets / measured) if measured > 0 and m.timed_packets > 1 else (
         float(codec.framerate) if codec.framerate else None)
     keys = m.keyframe_times
     interval = (keys[-1] - keys[0]) / (len(keys) - 1) if len(keys) >= 2 else None
     bitrate = (m.bytes * 8 / measured) if measured > 0 else None
     width, height = codec.width or m.width, codec.height or m.height
     ring_bytes = None
-    if bitrate:
+    if bitrate and evidence:
         # The ring evicts whole GOPs, so it holds the window plus up to one more GOP.
         ring_bytes = int(bitrate / 8 * (ring_seconds + (interval or 0.0)))
-    decoded = int(width * height * 3 * (fps or 0) * ring_seconds) if width and height and fps else None
+    decoded = None if not evidence else int(width * height * 3 * (fps or 0) * ring_seconds) if width and height and fps else None
     warnings: list[str] = []
-    if interval is not None and interval > pre_roll + 0.05:
+    if evidence and interval is not None and interval > pre_roll + 0.05:
         warnings.append(
             f"keyframe interval {interval:.1f} s is longer than the {pre_roll:g} s pre-roll: clips start on a keyframe, "
             f"so they will start up to {interval:.1f} s before the pre-roll. Set the DVR's I-frame interval "
@@ -253,7 +260,9 @@ def _report(url: str, codec: CodecParams, m: _Measurement, others: tuple[str, ..
         else:
             warnings.append(f"no keyframe in {measured:.1f} s: clips cannot start until one arrives; "
                             "check the DVR's I-frame interval")
-    if codec.codec_name == "hevc":
+    if not evidence:
+        pass
+    elif codec.codec_name == "hevc":
         warnings.append("H.265 (HEVC) does not play in most browsers: clips will be transcoded to H.264, "
                         "which costs seconds of CPU per clip. Set the DVR channel to H.264 if it allows.")
     elif codec.codec_name != "h264":
@@ -283,7 +292,8 @@ def format_report(report: ProbeReport, *, label: str = "stream") -> str:
         if report.keyframe_interval is not None else f"  keyframe every   unknown ({report.keyframes_seen} keyframes seen)",
         f"  bitrate          {report.bitrate / 1000:.0f} kbit/s" if report.bitrate else "  bitrate          unknown",
         f"  ring memory      {mib(report.ring_bytes)} for {report.ring_seconds:g} s "
-        f"(cap {mib(report.ring_max_bytes)}; as decoded BGR frames it would be {mib(report.decoded_bytes)})",
+        f"(cap {mib(report.ring_max_bytes)}; as decoded BGR frames it would be {mib(report.decoded_bytes)})"
+        if report.ring_bytes is not None else "  ring memory      none (detection only, not buffered)",
         f"  measured         {report.measured_seconds:.1f} s of video, opened in {report.open_seconds:.2f} s",
     ]
     if report.other_streams:

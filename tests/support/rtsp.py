@@ -219,19 +219,19 @@ def require_gstreamer() -> None:
 
 
 @pytest.fixture(scope="session")
-def test_video() -> Path:
+def rtsp_test_video() -> Path:
     """A 40 s 320x240 H.264 MP4, keyframe every 2 s, for file mounts."""
     require_gstreamer()
     return make_video(width=320, height=240, fps=25, seconds=40, gop=50)
 
 
 @pytest.fixture(scope="session")
-def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
+def rtsp_server(rtsp_test_video: Path) -> Iterator[RtspServer]:
     """One server for the session: /live (320x240, 25 fps, 2 s GOP), /file (the test video), /audio.
 
     Tests that kill, pause or restart a server use `rtsp_servers` instead.
     """
-    server = RtspServer([live_mount("/live"), file_mount("/file", test_video), audio_mount("/audio")])
+    server = RtspServer([live_mount("/live"), file_mount("/file", rtsp_test_video), audio_mount("/audio")])
     with server:
         yield server
 
