@@ -91,12 +91,12 @@ def detect_batch(detector: Detector, frames: Sequence[Frame], context: Mapping[i
     """
     try:
         detections = detector.detect(frames, context)
-    except Exception:
+    except Exception as exc:  # the inference loop's top for this batch
         if len(frames) == 1:
             logger.exception("detector failed detector=%s camera=%s: frame skipped", detector.name, frames[0].camera_id)
             return []
-        logger.warning("detector failed on a batch detector=%s cameras=%s: retrying camera by camera",
-                       detector.name, [f.camera_id for f in frames], exc_info=True)
+        logger.warning("detector failed on a batch detector=%s cameras=%s (%s: %s): retrying camera by camera",
+                       detector.name, [f.camera_id for f in frames], type(exc).__name__, exc)
         detections = []
         for frame in frames:
             try:

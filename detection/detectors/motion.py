@@ -81,15 +81,16 @@ class MotionDetector(Detector):
         blurred = cv2.GaussianBlur(image, (5, 5), 0).astype(np.float32)
         at = frame.captured_at
         state = self._cameras.get(frame.camera_id)
-        if state is None or at <= state.last_at or at - state.last_at > self.background_seconds:
+        if state is None or at < state.last_at or at - state.last_at > self.background_seconds:
             # First frame, clock jump or a long outage: the old background no longer describes the scene.
             self._cameras[frame.camera_id] = _CameraState(background=blurred, last_at=at)
             return []
         moving = (cv2.absdiff(blurred, state.background).max(axis=2) > self.pixel_threshold).astype(np.uint8)
         moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, _KERNEL)
-        alpha = 1.0 - math.exp(-(at - state.last_at) / self.background_seconds)
-        cv2.accumulateWeighted(blurred, state.background, alpha)
-        state.last_at = at
+        if at > state.last_at:  # the same sample again (a retried batch) must not learn twice
+            alpha = 1.0 - math.exp(-(at - state.last_at) / self.background_seconds)
+            cv2.accumulateWeighted(blurred, state.background, alpha)
+            state.last_at = at
 
         targets: list[ZoneRule | None] = (
             [z for z in rules.zones if z.watches(ZONE_ACTIVITY) or z.watches(LOITERING)] if rules.zones else [None]

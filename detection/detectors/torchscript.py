@@ -47,6 +47,10 @@ ACTIVATIONS = ("none", "sigmoid", "softmax")
 LAYOUTS = ("NCTHW", "NTCHW")
 
 
+class ModelOutputError(ValueError):
+    """The model returned something other than one row of class scores per input."""
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     input_size: tuple[int, int]
@@ -135,15 +139,20 @@ def load_model(path: Path) -> tuple[torch.jit.ScriptModule, ModelMetadata]:
     extra: dict[str, Any] = {METADATA_NAME: ""}
     try:
         model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as exc:  # torch raises RuntimeError, ValueError or its own types for bad archives
+    except (RuntimeError, ValueError, OSError) as exc:
         raise DetectorConfigError(
             f"{where}: cannot be loaded as TorchScript; the file is corrupt, truncated, or not saved with "
-            f"torch.jit.save ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})."
+            f"torch.jit.save ({_first_sentence(exc)})."
         ) from None
     model.eval()
     metadata = _parse_metadata(path, extra[METADATA_NAME])
     _trial_run(model, metadata, where)
     return model, metadata
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(". ")[0]
 
 
 def _parse_metadata(path: Path, embedded: str | bytes) -> ModelMetadata:
@@ -171,10 +180,12 @@ def _trial_run(model: torch.jit.ScriptModule, metadata: ModelMetadata, where: st
     try:
         with torch.inference_mode():
             output = model(torch.zeros(shape))
-    except Exception as exc:
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # torch.jit.Error is a RuntimeError
+        # TorchScript puts the model's own message on the last line, after its traceback.
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(exc).__name__
         raise DetectorConfigError(
-            f"{where}: does not match its metadata: it fails on an input of shape {tuple(shape)} ({first_line})."
+            f"{where}: does not match its metadata: it fails on an input of shape {tuple(shape)} ({reason})."
         ) from None
     expected = (shape[0], len(metadata.class_names))
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
@@ -222,11 +233,11 @@ class TorchScriptDetector(Detector):
             return []
         with torch.inference_mode():
             output = self.model(torch.stack(inputs))
-        if not isinstance(output, torch.Tensor) or tuple(output.shape) != (len(inputs), len(self.metadata.class_names)):
+        expected = (len(inputs), len(self.metadata.class_names))
+        if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
             got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            logger.error("model output skipped path=%s cameras=%s: shape %s, expected %s", self.model_path, ready, got,
-                         (len(inputs), len(self.metadata.class_names)))
-            return []
+            # Raised, not skipped here: detect_batch then retries camera by camera and names the culprit.
+            raise ModelOutputError(f"model {self.model_path} returned {got} for cameras {ready}, expected {expected}")
         scores = self._activate(output.float()).cpu().numpy()
         detections = []
         for camera_id, row in zip(ready, scores, strict=True):

@@ -181,3 +181,20 @@ def build_red_model(path: Path, *, size: tuple[int, int] = (64, 48), frames: int
                     fault: str = "", **metadata: Any) -> Path:
     module = red_fraction_module(mean=mean, std=std, full=full, frames=frames, fault=fault)
     return save_model(module, path, red_metadata(size=size, frames=frames, mean=mean, std=std, **metadata))
+
+
+def run_detection(detector: Any, rules: Any, config: Any, *streams: Sequence[Any]) -> list[Any]:
+    """Drive detector + rules engine over sampled streams (one per camera, batched sample by sample),
+    the way the inference loop does; returns every event phase, open events ended at the end."""
+    from detection.detectors.base import detect_batch
+    from detection.rules import RuleEngine
+
+    engine = RuleEngine(config, rules)
+    events = []
+    for batch in zip(*streams, strict=True):
+        detections = detect_batch(detector, batch, rules)
+        for frame in batch:
+            mine = [d for d in detections if d.camera_id == frame.camera_id]
+            events.extend(engine.process(frame.camera_id, frame.captured_at, mine, frame.image))
+    events.extend(engine.close_all())
+    return events
