@@ -1,0 +1,200 @@
+"""Recording each alert's clip window out of its camera's ring, then handing it to the clip worker.
+
+The inference loop only posts events here (never blocks). One recorder thread owns the rest:
+it registers the alert through the emitter, collects the packets of the clip window from the
+ring while the event lasts (a long event outlives the ring, so packets are gathered as they
+arrive rather than copied once at the end), and when the window is complete writes the spool
+file through the clips storage and moves the alert to `queued`, which enqueues the build job.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.files import File
+from django.db import close_old_connections, connection
+
+from alerts.emitter import alert_clip_spooled, alert_clip_unrecorded, alert_event_close, alert_raise
+from alerts.models import clip_storage
+from detection.rules import Event, EventKey, EventPhase
+from detection.remux import write_snapshot
+from detection.ring import CodecParams, PacketRing, RingPacket, RingSnapshot
+
+logger = logging.getLogger(__name__)
+
+SPOOL_FORMAT, SPOOL_SUFFIX = "mpegts", ".ts"  # carries H.264/H.265 as received, readable even if cut short
+POLL_SECONDS = 0.25
+# After the window's end, wait this long for its last packets (a stalled camera) before spooling what came.
+LATE_PACKETS_SECONDS = 3.0
+
+
+@dataclass
+class Recording:
+    event: Event
+    ring: PacketRing
+    alert_id: int | None = None
+    packets: list[RingPacket] = field(default_factory=list)
+    codec: CodecParams | None = None
+    ended: Event | None = None
+
+    @property
+    def clip_start(self) -> float:
+        return self.event.clip_start
+
+    @property
+    def clip_end(self) -> float:
+        return (self.ended or self.event).clip_end
+
+    @property
+    def final(self) -> bool:
+        return (self.ended or self.event).clip_final
+
+    def collect(self) -> None:
+        """Append the packets of the window received since the last call."""
+        upto = self.clip_end
+        if self.packets:
+            snapshot = self.ring.snapshot(self.packets[-1].recv_time, upto)
+            last = self.packets[-1]
+            fresh = list(snapshot.packets)
+            for index, packet in enumerate(fresh):
+                if packet is last:
+                    fresh = fresh[index + 1:]
+                    break
+            else:
+                fresh = [p for p in fresh if p.recv_time > last.recv_time]
+        else:
+            snapshot = self.ring.snapshot(self.clip_start, upto)
+            fresh = list(snapshot.packets)
+            if fresh and not snapshot.covers_start:
+                logger.warning("clip starts late camera=%s event_type=%s wanted=%.2f first_packet=%.2f",
+                               self.event.camera_name, self.event.event_type, self.clip_start, fresh[0].recv_time)
+        if fresh and (self.codec is None or snapshot.codec == self.codec):
+            self.codec = snapshot.codec
+            self.packets.extend(fresh)
+
+    def complete(self, now: float) -> bool:
+        if not self.final:
+            return False
+        received_end = bool(self.packets) and self.packets[-1].recv_time >= self.clip_end
+        return received_end or now > self.clip_end + LATE_PACKETS_SECONDS
+
+
+class ClipRecorder:
+    """Start with start(); post events with on_event() from any thread; stop the shared event to flush."""
+
+    def __init__(self, *, stop: threading.Event, rings: Callable[[int], PacketRing | None], max_events: int = 1000) -> None:
+        self.stop = stop
+        self._rings = rings
+        self._events: queue.Queue[Event] = queue.Queue(maxsize=max_events)
+        self._recordings: dict[EventKey, Recording] = {}
+        self._thread: threading.Thread | None = None
+        self.raised = self.suppressed = self.spooled = self.dropped_events = self.failed = 0
+        self.by_camera: dict[int, Counter[str]] = defaultdict(Counter)  # events / suppressed per camera, for metrics
+
+    def on_event(self, event: Event) -> None:
+        try:
+            self._events.put_nowait(event)
+        except queue.Full:
+            self.dropped_events += 1
+            logger.error("recorder queue full: event dropped camera=%s event_type=%s", event.camera_name, event.event_type)
+
+    def start(self) -> ClipRecorder:
+        self._thread = threading.Thread(target=self._run, name="clip-recorder", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def recording(self) -> int:
+        return len(self._recordings)
+
+    # --- the recorder thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self._step(time.time(), timeout=POLL_SECONDS)
+            # Shutdown: take what the queue and the rings hold now, and spool every recording.
+            self._step(time.time(), timeout=0)
+            for key in list(self._recordings):
+                self._finish(key, shutting_down=True)
+        finally:
+            connection.close()
+
+    def _step(self, now: float, *, timeout: float) -> None:
+        close_old_connections()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                remaining = deadline - time.monotonic()
+                event = self._events.get(timeout=remaining) if remaining > 0 else self._events.get_nowait()
+            except queue.Empty:
+                break
+            self._guarded(self._handle, event)
+        for key, recording in list(self._recordings.items()):
+            self._guarded(recording.collect)
+            if recording.complete(now):
+                self._finish(key)
+
+    def _guarded(self, job: Callable[..., object], *args: object) -> None:
+        try:
+            job(*args)
+        except Exception:  # loop top: one bad recording must not stop the others
+            self.failed += 1
+            logger.exception("recorder step failed")
+
+    def _handle(self, event: Event) -> None:
+        recording = self._recordings.get(event.key)
+        if event.phase is EventPhase.STARTED:
+            ring = self._rings(event.camera_id)
+            result = alert_raise(event)
+            if not result.created:
+                self.suppressed += 1
+                self.by_camera[event.camera_id]["suppressed"] += 1
+                return
+            self.raised += 1
+            self.by_camera[event.camera_id]["events"] += 1
+            if ring is None:
+                alert_clip_unrecorded(alert_id=result.alert_id, reason="the camera was removed before its clip was recorded")
+                return
+            self._recordings[event.key] = Recording(event=event, ring=ring, alert_id=result.alert_id)
+        elif recording is not None:
+            if event.phase is EventPhase.ENDED:
+                recording.ended = event
+                alert_event_close(alert_id=recording.alert_id, event=event)
+            elif event.phase is EventPhase.CAPPED:
+                recording.ended = event
+
+    def _finish(self, key: EventKey, *, shutting_down: bool = False) -> None:
+        recording = self._recordings.pop(key)
+        assert recording.alert_id is not None
+        if shutting_down:
+            self._guarded(recording.collect)
+        if not recording.packets or recording.codec is None:
+            alert_clip_unrecorded(alert_id=recording.alert_id, reason="no video arrived from the camera for the clip window")
+            return
+        snapshot = RingSnapshot(tuple(recording.packets), recording.codec, recording.clip_start, recording.clip_end)
+        with tempfile.TemporaryDirectory(prefix="spool-") as tmp:
+            path = Path(tmp) / f"{recording.alert_id}{SPOOL_SUFFIX}"
+            write_snapshot(snapshot, path, container_format=SPOOL_FORMAT, faststart=False)
+            with path.open("rb") as fh:
+                name = clip_storage().save(f"spool/{recording.alert_id}{SPOOL_SUFFIX}", File(fh, name=path.name))
+        first, last = recording.packets[0].recv_time, recording.packets[-1].recv_time
+        if last < recording.clip_end - 1.0:
+            logger.warning("clip cut short alert=%s camera=%s wanted_end=%.2f last_packet=%.2f reason=%s",
+                           recording.alert_id, recording.event.camera_name, recording.clip_end, last,
+                           "shutdown" if shutting_down else "camera stopped sending")
+        alert_clip_spooled(alert_id=recording.alert_id, spool_name=name, clip_start=first, clip_end=last)
+        self.spooled += 1

@@ -1,0 +1,202 @@
+"""The detector supervisor: capture, inference, clip recording and sweeping for a set of cameras.
+
+`python manage.py run_detectors` is a thin command over `Supervisor.run()`. Start-up runs in a
+fixed order (load cameras, start captures, start inference, start the writer, recorder and
+sweeper); one stop event ends every loop. Camera and zone changes are picked up every
+DETECTOR_RELOAD_SECONDS without a restart. Cameras are split between processes and machines
+with a shard (camera id modulo the shard count); deduplication is atomic in the database, so
+overlapping supervisors still raise each alert once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from alerts.clip_jobs import clip_jobs_sweep
+from cameras.models import Camera
+from detection.capture import CameraStream, StreamSpec
+from detection.detectors.base import Detector, DetectorConfigError
+from detection.detectors.registry import create_configured_detector
+from detection.inference import InferenceLoop
+from detection.recorder import ClipRecorder
+from detection.ring import PacketRing
+from detection.rules import CameraRules, RuleConfig, RuleEngine
+from detection.selectors import camera_rules_list
+from detection.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+JOIN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which cameras this supervisor owns."""
+
+    site: str | None = None
+    cameras: tuple[str, ...] = ()
+    shard: int = 0
+    shards: int = 1
+
+    def camera_ids(self) -> list[int]:
+        qs = Camera.objects.filter(enabled=True)
+        if self.site:
+            qs = qs.filter(site__name=self.site)
+        if self.cameras:
+            qs = qs.filter(name__in=self.cameras)
+        return [pk for pk in qs.order_by("pk").values_list("pk", flat=True) if pk % self.shards == self.shard]
+
+
+@dataclass
+class _Running:
+    stream: CameraStream
+    stop: threading.Event
+    spec: StreamSpec
+
+
+class Supervisor:
+    def __init__(self, selection: Selection, *, stop: threading.Event, sweep: bool = True,
+                 reload_seconds: float | None = None) -> None:
+        self.selection = selection
+        self.stop = stop
+        self.sweep = sweep
+        self.reload_seconds = float(settings.DETECTOR_RELOAD_SECONDS if reload_seconds is None else reload_seconds)
+        self.streams: dict[int, _Running] = {}
+        self.rules: dict[int, CameraRules] = {}
+        self.detectors: dict[str, Detector] = {}
+        self.writer = Writer(stop=stop, name="detectors")
+        self.recorder = ClipRecorder(stop=stop, rings=self._ring)
+        self.inference: InferenceLoop | None = None
+
+    # --- start-up, in order ------------------------------------------------------------------------
+
+    def load_cameras(self) -> None:
+        self.rules = camera_rules_list(camera_ids=self.selection.camera_ids())
+        for name in sorted({rules.detector for rules in self.rules.values()}):
+            # At start-up a bad detector (missing or corrupt model file) stops everything, loudly.
+            self.detectors[name] = create_configured_detector(name)
+        logger.info("cameras loaded count=%s detectors=%s shard=%s/%s", len(self.rules), ",".join(self.detectors),
+                    self.selection.shard, self.selection.shards)
+
+    def start_captures(self) -> None:
+        specs = self._specs(self.rules)
+        for camera_id, spec in specs.items():
+            self._start_stream(spec)
+
+    def start_inference(self) -> None:
+        engine = RuleEngine(RuleConfig.from_settings(), self.rules)
+        self.inference = InferenceLoop(engine=engine, detectors=self.detectors, streams=self.live_streams,
+                                       on_event=self.recorder.on_event, stop=self.stop).start()
+
+    def start_writer_and_sweeper(self) -> None:
+        self.writer.start()
+        self.recorder.start()
+
+    # --- running -----------------------------------------------------------------------------------
+
+    def run(self, *, duration: float | None = None) -> None:
+        started = time.monotonic()
+        try:
+            self.load_cameras()
+            self.start_captures()
+            self.start_inference()
+            self.start_writer_and_sweeper()
+            next_reload = time.monotonic() + self.reload_seconds
+            next_sweep = time.monotonic()
+            while not self.stop.wait(0.25):
+                now = time.monotonic()
+                if duration is not None and now - started >= duration:
+                    logger.info("duration reached seconds=%.0f: stopping", duration)
+                    break
+                if now >= next_reload:
+                    next_reload = now + self.reload_seconds
+                    self._guarded(self.reload)
+                if self.sweep and now >= next_sweep:
+                    next_sweep = now + float(settings.CLIP_SWEEP_INTERVAL_SECONDS)
+                    self._guarded(clip_jobs_sweep)
+        finally:
+            self.shutdown()
+
+    def _guarded(self, job: object) -> None:
+        close_old_connections()
+        try:
+            job()  # type: ignore[operator]
+        except Exception:  # loop top: a failed reload or sweep is retried next round
+            logger.exception("supervisor step failed step=%s", getattr(job, "__name__", job))
+
+    def reload(self) -> None:
+        """Apply camera and zone changes made in the admin: added, removed, disabled, edited."""
+        rules = camera_rules_list(camera_ids=self.selection.camera_ids())
+        for name in sorted({r.detector for r in rules.values()} - set(self.detectors)):
+            try:
+                self.detectors[name] = create_configured_detector(name)
+            except DetectorConfigError as exc:
+                logger.error("detector not loaded detector=%s: %s; its cameras are skipped", name, exc)
+        specs = self._specs(rules)
+        for camera_id in [cid for cid in self.streams if cid not in specs or specs[cid] != self.streams[cid].spec]:
+            self._stop_stream(camera_id)
+        for camera_id, spec in specs.items():
+            if camera_id not in self.streams:
+                self._start_stream(spec)
+        if rules != self.rules:
+            logger.info("rules reloaded cameras=%s", len(rules))
+            self.rules = rules
+            if self.inference is not None:
+                self.inference.replace_rules(rules)
+
+    def live_streams(self) -> Mapping[int, CameraStream]:
+        return {camera_id: running.stream for camera_id, running in list(self.streams.items())}
+
+    def _ring(self, camera_id: int) -> PacketRing | None:
+        running = self.streams.get(camera_id)
+        return running.stream.ring if running is not None else None
+
+    def _specs(self, rules: Mapping[int, CameraRules]) -> dict[int, StreamSpec]:
+        cameras = Camera.objects.filter(pk__in=list(rules))
+        specs = {}
+        for camera in cameras:
+            detector = self.detectors.get(rules[camera.pk].detector)
+            size = detector.input_size if detector is not None and detector.input_size else None
+            specs[camera.pk] = StreamSpec.from_camera(camera, **({"frame_size": size} if size else {}))
+        return specs
+
+    def _start_stream(self, spec: StreamSpec) -> None:
+        camera_stop = threading.Event()
+        stream = CameraStream(spec, stop=camera_stop, on_status=self.writer.submit_status).start()
+        self.streams[spec.camera_id] = _Running(stream=stream, stop=camera_stop, spec=spec)
+        logger.info("capture started camera=%s url=%s", spec.name, spec.masked_url)
+
+    def _stop_stream(self, camera_id: int) -> None:
+        running = self.streams.pop(camera_id)
+        running.stop.set()
+        if not running.stream.join(JOIN_SECONDS):
+            logger.warning("capture did not stop in time camera=%s", running.spec.name)
+        for detector in self.detectors.values():
+            detector.forget(camera_id)
+        logger.info("capture stopped camera=%s", running.spec.name)
+
+    # --- stopping ----------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop within a few seconds: captures and inference first, then the recorder spools what
+        it holds, then the writer drains the last statuses."""
+        self.stop.set()
+        for running in self.streams.values():
+            running.stop.set()
+        deadline = time.monotonic() + JOIN_SECONDS
+        for running in self.streams.values():
+            running.stream.join(max(0.0, deadline - time.monotonic()))
+        if self.inference is not None:
+            self.inference.join(JOIN_SECONDS)
+        self.recorder.join(JOIN_SECONDS)
+        self.writer.join(JOIN_SECONDS)
+        for detector in self.detectors.values():
+            detector.close()
+        logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s", len(self.streams),
+                    self.recorder.raised, self.recorder.suppressed, self.recorder.spooled)
