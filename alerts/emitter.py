@@ -151,3 +151,36 @@ def thumbnail_jpeg(event: Event) -> bytes:
                        image.shape)
         return b""
     return encoded.tobytes()
+
+
+# --- The clip's way from recording to the build queue (called by detection.recorder) ----------------
+
+def alert_clip_spooled(*, alert_id: int, spool_name: str, clip_start: float, clip_end: float) -> bool:
+    """The clip window's packets are in the spool file: queue the build.
+
+    The clip bounds become what was recorded (the start snaps back to a keyframe; a camera that
+    stopped or a shutdown can cut the end), so the builder checks the clip against the truth.
+    """
+    from alerts.clip_jobs import clip_job_enqueue
+
+    with transaction.atomic():
+        updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
+            spool_name=spool_name, clip_start=epoch_to_datetime(clip_start), clip_end=epoch_to_datetime(clip_end),
+            clip_status=ClipStatus.QUEUED, clip_status_changed_at=timezone.now(),
+        )
+        if updated:
+            clip_job_enqueue(alert_id=alert_id)
+    if updated:
+        logger.info("clip spooled alert=%s spool=%s seconds=%.2f", alert_id, spool_name, clip_end - clip_start)
+    return bool(updated)
+
+
+def alert_clip_unrecorded(*, alert_id: int | None, reason: str) -> bool:
+    """No clip can be built (no video came for the window): the alert stays, marked failed with the reason."""
+    if alert_id is None:
+        return False
+    updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
+        clip_status=ClipStatus.FAILED, clip_error=f"No clip: {reason}.", clip_status_changed_at=timezone.now(),
+    )
+    logger.error("clip not recorded alert=%s reason=%s", alert_id, reason)
+    return bool(updated)

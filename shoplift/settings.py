@@ -228,6 +228,10 @@ DETECTOR = _read("DETECTOR", str, "motion", "a detector name such as motion or t
 CAPTURE_OPEN_TIMEOUT_SECONDS = _read("CAPTURE_OPEN_TIMEOUT_SECONDS", _ranged(0.5, 120.0), 5.0, "seconds, from 0.5 to 120")
 CAPTURE_WATCHDOG_SECONDS = _read("CAPTURE_WATCHDOG_SECONDS", _ranged(1.0, 600.0), 10.0, "seconds, from 1 to 600")
 CAPTURE_BACKOFF_CAP_SECONDS = _read("CAPTURE_BACKOFF_CAP_SECONDS", _ranged(1.0, 3600.0), 30.0, "seconds, from 1 to 3600")
+DETECTOR_RELOAD_SECONDS = _read("DETECTOR_RELOAD_SECONDS", _ranged(1.0, 300.0), 15.0,
+                                "seconds between checks for camera and zone changes, from 1 to 300")
+DETECTOR_METRICS_PORT = _read("DETECTOR_METRICS_PORT", int, 0,
+                              "a TCP port for the detectors' Prometheus metrics (0 = off; process i of --processes uses port + i)")
 
 # --- Clip jobs -----------------------------------------------------------------------------------
 CLIP_BUILD_MAX_ATTEMPTS = _read("CLIP_BUILD_MAX_ATTEMPTS", _positive_int, 5, "a positive integer")
