@@ -1,7 +1,11 @@
 """Login, logout, password change, the failed-login rate limit, CSRF and cookie settings."""
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -185,8 +189,29 @@ def test_it_needs_login_for_the_password_change(db: None) -> None:
     assert Client().get("/password/")["Location"].startswith("/login/")
 
 
-def test_it_marks_cookies_secure_and_http_only_when_not_in_debug(alice) -> None:  # type: ignore[no-untyped-def]
-    assert settings.DEBUG is False
+def _security_settings(debug: str) -> dict[str, object]:
+    """The settings module as a deployment loads it (a fresh process, DEBUG from the environment)."""
+    code = ("import json, django; from django.conf import settings as s; django.setup(); print(json.dumps({n: getattr(s, n) "
+            "for n in ['SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SESSION_COOKIE_HTTPONLY', 'CSRF_COOKIE_HTTPONLY', "
+            "'SESSION_COOKIE_SAMESITE']}))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shoplift.settings", "DEBUG": debug,
+           "SECRET_KEY": "k" * 50}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True,
+                         text=True, check=True, timeout=60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_it_uses_secure_cookies_when_not_in_debug() -> None:
+    production, development = _security_settings("false"), _security_settings("true")
+
+    assert production == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SESSION_COOKIE_HTTPONLY": True,
+                          "CSRF_COOKIE_HTTPONLY": True, "SESSION_COOKIE_SAMESITE": "Lax"}
+    assert development["SESSION_COOKIE_SECURE"] is False  # plain http://localhost works while developing
+
+
+def test_it_sets_the_cookies_with_those_flags(alice, settings) -> None:  # type: ignore[no-untyped-def]
+    # The test run may load a developer's .env with DEBUG=true: apply the production values.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
     client = Client()
     page = client.get("/login/")
     response = _login(client, "alice", PASSWORD)
