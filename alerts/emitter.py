@@ -26,7 +26,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from alerts.models import Alert, ClipStatus
+from alerts.models import Alert, ClipStatus, clip_storage
 from cameras.models import Zone
 from detection.models import WHOLE_FRAME, DedupKey
 from detection.rules import Event
@@ -70,13 +70,15 @@ def alert_raise(event: Event, *, window_seconds: float | None = None) -> RaiseRe
                 return _suppress(event, key_id, window)
             alert = _alert_create(event, at)
             if jpeg:
-                alert.thumbnail.save(_thumbnail_name(alert), ContentFile(jpeg), save=False)
-                saved_thumbnail = alert.thumbnail.name
+                # Through clip_storage() when used, like every reader of the field, so a deployment
+                # (or a test) that swaps the clips storage gets the thumbnail where it reads it.
+                saved_thumbnail = clip_storage().save(_thumbnail_name(alert), ContentFile(jpeg))
+                alert.thumbnail.name = saved_thumbnail
                 alert.save(update_fields=["thumbnail"])
             DedupKey.objects.filter(pk=key_id).update(last_alert_id=alert.pk)
     except BaseException:
         if saved_thumbnail:
-            alert.thumbnail.storage.delete(saved_thumbnail)  # the row it belonged to was rolled back
+            clip_storage().delete(saved_thumbnail)  # the row it belonged to was rolled back
         raise
     logger.info("alert raised alert=%s camera=%s camera_name=%s zone=%s event_type=%s score=%.3f start=%s "
                 "clip=%.1f..%.1f", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
@@ -142,7 +144,7 @@ def thumbnail_jpeg(event: Event) -> bytes:
     if event.trigger_box is not None:
         height, width = image.shape[:2]
         x1, y1, x2, y2 = event.trigger_box
-        thickness = max(1, round(min(width, height) / 160))
+        thickness = max(2, round(min(width, height) / 120))
         cv2.rectangle(image, (round(x1 * width), round(y1 * height)), (round(x2 * width), round(y2 * height)),
                       (0, 255, 255), thickness)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])

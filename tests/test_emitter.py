@@ -1,0 +1,89 @@
+"""alert_raise: the alert row, its clip window and its thumbnail, from a detection event."""
+from datetime import UTC, datetime
+
+import cv2
+import numpy as np
+import pytest
+
+from alerts.emitter import alert_event_close, alert_raise
+from alerts.models import Alert, ClipStatus, clip_storage
+from detection.detectors import create_detector
+from detection.rules import Event, EventPhase, RuleConfig
+from detection.selectors import camera_rules_list
+from tests.support.clips import clip_settings  # noqa: F401
+from tests.support.factories import make_camera, make_site, make_zone
+from tests.support.video import T0, Box, run_detection, sample_video, write_video
+
+pytestmark = pytest.mark.django_db
+
+
+def event_for(camera, zone=None, *, event_type="zone_activity", start=T0, score=0.8, image=True, **fields):
+    values = dict(
+        phase=EventPhase.STARTED, camera_id=camera.pk, camera_name=str(camera), zone_id=zone.pk if zone else None,
+        zone_name=zone.name if zone else "", event_type=event_type, score=score, threshold=0.5, start=start,
+        last_high=start + 0.4, end=None, clip_start=start - 2, clip_end=start + 4, clip_final=False,
+        trigger_at=start + 0.2, trigger_box=(0.25, 0.5, 0.5, 0.9),
+        trigger_image=np.full((180, 320, 3), 90, np.uint8) if image else None,
+    )
+    values.update(fields)
+    return Event(**values)
+
+
+def at(seconds):
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def test_it_creates_a_recording_alert_with_its_clip_window_and_a_thumbnail(clip_settings):
+    camera = make_camera(make_site())
+    zone = make_zone(camera, "Spirits")
+    result = alert_raise(event_for(camera, zone))
+    assert result.created and not result.suppressed
+    alert = Alert.objects.get(pk=result.alert_id)
+    assert (alert.camera, alert.zone, alert.zone_name, alert.event_type) == (camera, zone, "Spirits", "zone_activity")
+    assert alert.score == 0.8 and alert.clip_status == ClipStatus.RECORDING
+    assert (alert.event_start, alert.clip_start, alert.clip_end) == (at(T0), at(T0 - 2), at(T0 + 4))
+    assert alert.suppressed_count == 0 and alert.event_end is None
+    with clip_storage().open(alert.thumbnail.name) as fh:
+        picture = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (180, 320, 3)
+    # The box is drawn in yellow (BGR 0, 255, 255) on its left edge; the inside is untouched.
+    blue, green, red = picture[135, 80].tolist()
+    assert green > 200 and red > 200 and blue < 80
+    assert picture[135, 120].tolist() == pytest.approx([90, 90, 90], abs=20)
+
+
+def test_it_keeps_the_zone_name_when_the_zone_was_deleted(clip_settings):
+    camera = make_camera(make_site())
+    zone = make_zone(camera, "Old shelf")
+    event = event_for(camera, zone, image=False)
+    zone.delete()
+    alert = Alert.objects.get(pk=alert_raise(event).alert_id)
+    assert alert.zone is None and alert.zone_name == "Old shelf" and not alert.thumbnail
+
+
+def test_it_records_how_the_event_ended_while_the_clip_is_recording(clip_settings):
+    camera = make_camera(make_site())
+    alert_id = alert_raise(event_for(camera, image=False)).alert_id
+    ended = event_for(camera, phase=EventPhase.ENDED, end=T0 + 9, last_high=T0 + 9, clip_end=T0 + 11, score=0.95)
+    assert alert_event_close(alert_id=alert_id, event=ended)
+    alert = Alert.objects.get(pk=alert_id)
+    assert (alert.event_end, alert.clip_end, alert.score) == (at(T0 + 9), at(T0 + 11), 0.95)
+    Alert.objects.filter(pk=alert_id).update(clip_status=ClipStatus.QUEUED)
+    assert not alert_event_close(alert_id=alert_id, event=ended)
+
+
+def test_it_raises_an_alert_from_video_through_detector_rules_and_emitter(tmp_path, clip_settings, settings):
+    settings.CLIP_PRE_SECONDS = settings.CLIP_DURING_SECONDS = settings.CLIP_POST_SECONDS = 2.0
+    camera = make_camera(make_site(), "Aisle 3")
+    zone = make_zone(camera, "Shelf", polygon=[[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 1]])
+    rules = camera_rules_list()
+    video = write_video(tmp_path / "scene.mp4", seconds=8, boxes=[Box(3.0, 6.0, 0.6, 0.55, 0.15, 0.35)])
+    frames = sample_video(video, camera_id=camera.pk, fps=5, size=(320, 180))
+    events = run_detection(create_detector("motion", input_size=(320, 180)), rules, RuleConfig(), frames)
+    results = [alert_raise(e) for e in events if e.phase is EventPhase.STARTED]
+    assert [r.created for r in results] == [True]
+    alert = Alert.objects.get()
+    assert alert.zone == zone and alert.event_type == "zone_activity"
+    assert abs((alert.event_start - at(T0 + 3.0)).total_seconds()) <= 0.2 + 1e-3
+    assert (alert.clip_end - alert.clip_start).total_seconds() == pytest.approx(6.0)
+    assert alert.thumbnail.name.endswith(f"/{alert.pk}.jpg")
