@@ -11,31 +11,17 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    import numpy as np
-
+    from detection.capture import SampledFrame
     from detection.rules import CameraRules
 
 logger = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
-
-
-class Frame(Protocol):
-    """What a detector reads from a sampled frame (detection.capture.SampledFrame fits it)."""
-
-    @property
-    def camera_id(self) -> int: ...
-
-    @property
-    def image(self) -> np.ndarray: ...  # BGR, H x W x 3, uint8
-
-    @property
-    def captured_at(self) -> float: ...  # wall-clock epoch seconds
 
 
 @dataclass(frozen=True)
@@ -72,7 +58,7 @@ class Detector(ABC):
     frames_needed: int = 1
 
     @abstractmethod
-    def detect(self, frames: Sequence[Frame], context: Mapping[int, CameraRules]) -> list[Detection]:
+    def detect(self, frames: Sequence[SampledFrame], context: Mapping[int, CameraRules]) -> list[Detection]:
         """Score one sampled frame per camera. `context` maps camera id to its rules (zones)."""
 
     def forget(self, camera_id: int) -> None:
@@ -82,7 +68,7 @@ class Detector(ABC):
         """Release resources at shutdown."""
 
 
-def detect_batch(detector: Detector, frames: Sequence[Frame], context: Mapping[int, CameraRules]) -> list[Detection]:
+def detect_batch(detector: Detector, frames: Sequence[SampledFrame], context: Mapping[int, CameraRules]) -> list[Detection]:
     """Run a detector on one batch without letting one camera's failure stop the others.
 
     This is the inference loop's guard: an exception in a batch is retried camera by camera, so

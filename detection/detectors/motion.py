@@ -10,13 +10,17 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from detection.detectors.base import Box, Detection, Detector, DetectorConfigError, Frame
+from detection.detectors.base import Box, Detection, Detector, DetectorConfigError
 from detection.detectors.registry import register
 from detection.rules import CameraRules, ZoneRule
+
+if TYPE_CHECKING:
+    from detection.capture import SampledFrame
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ class MotionDetector(Detector):
     def forget(self, camera_id: int) -> None:
         self._cameras.pop(camera_id, None)
 
-    def detect(self, frames: Sequence[Frame], context: Mapping[int, CameraRules]) -> list[Detection]:
+    def detect(self, frames: Sequence[SampledFrame], context: Mapping[int, CameraRules]) -> list[Detection]:
         detections: list[Detection] = []
         for frame in frames:
             rules = context.get(frame.camera_id)
@@ -71,7 +75,7 @@ class MotionDetector(Detector):
                 detections.extend(self._detect_one(frame, rules))
         return detections
 
-    def _detect_one(self, frame: Frame, rules: CameraRules) -> list[Detection]:
+    def _detect_one(self, frame: SampledFrame, rules: CameraRules) -> list[Detection]:
         image = frame.image
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a BGR image H x W x 3, got shape {image.shape}")

@@ -29,15 +29,18 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
 
-from detection.detectors.base import Detection, Detector, DetectorConfigError, Frame
+from detection.detectors.base import Detection, Detector, DetectorConfigError
 from detection.detectors.registry import register
 from detection.rules import CameraRules
+
+if TYPE_CHECKING:
+    from detection.capture import SampledFrame
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +224,7 @@ class TorchScriptDetector(Detector):
     def forget(self, camera_id: int) -> None:
         self._history.pop(camera_id, None)
 
-    def detect(self, frames: Sequence[Frame], context: Mapping[int, CameraRules]) -> list[Detection]:
+    def detect(self, frames: Sequence[SampledFrame], context: Mapping[int, CameraRules]) -> list[Detection]:
         ready: list[int] = []
         inputs: list[torch.Tensor] = []
         for frame in frames:
@@ -259,7 +262,7 @@ class TorchScriptDetector(Detector):
             return torch.softmax(output, dim=1)
         return output
 
-    def _push(self, frame: Frame) -> torch.Tensor | None:
+    def _push(self, frame: SampledFrame) -> torch.Tensor | None:
         """Add the frame to the camera's history; the model input once there are enough frames."""
         history = self._history.get(frame.camera_id)
         if history is None or (history and frame.captured_at - history[-1][0] > self.max_gap_seconds):

@@ -14,18 +14,11 @@ import av
 import cv2
 import numpy as np
 
+from detection.capture import SampledFrame
+
 VIDEO_FPS = 25
 T0 = 1_700_000_000.0  # the wall-clock time of the first frame: a fixed epoch keeps tests deterministic
 RED = (0, 0, 230)  # BGR
-
-
-@dataclass(frozen=True)
-class SyntheticFrame:
-    """A sampled frame: the fields of detection.capture.SampledFrame that detectors read."""
-
-    camera_id: int
-    image: np.ndarray
-    captured_at: float
 
 
 @dataclass(frozen=True)
@@ -92,9 +85,9 @@ def write_video(path: Path, *, seconds: float, boxes: Sequence[Box] = (), size: 
 
 
 def sample_video(path: Path, *, camera_id: int, fps: float, size: tuple[int, int] | None = None,
-                 t0: float = T0) -> list[SyntheticFrame]:
+                 t0: float = T0) -> list[SampledFrame]:
     """Decode the file and keep one frame per 1/fps seconds, downscaled, stamped t0 + its time."""
-    frames: list[SyntheticFrame] = []
+    frames: list[SampledFrame] = []
     step, next_t = 1.0 / fps, 0.0
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
@@ -105,7 +98,8 @@ def sample_video(path: Path, *, camera_id: int, fps: float, size: tuple[int, int
             image = frame.to_ndarray(format="bgr24")
             if size is not None and (image.shape[1], image.shape[0]) != size:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            frames.append(SyntheticFrame(camera_id=camera_id, image=image, captured_at=t0 + t))
+            frames.append(SampledFrame(camera_id=camera_id, image=image, captured_at=t0 + t,
+                                       source_width=frame.width, source_height=frame.height))
     return frames
 
 
