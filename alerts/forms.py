@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
+from django.core.validators import RegexValidator
 
 from alerts.models import ClipStatus, ReviewStatus
-from alerts.selectors import AlertFilters, alert_event_types_for
+from alerts.selectors import AlertFilters
 from cameras.models import Site, Zone
 from cameras.selectors import AnyUser, camera_list_for, site_list_for
 
@@ -34,7 +35,8 @@ class AlertFilterForm(forms.Form):
     min_score = forms.FloatField(required=False, min_value=0.0, max_value=1.0, label="Min. score",
                                  widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "0–1"}))
 
-    def __init__(self, *args: object, user: AnyUser, **kwargs: object) -> None:
+    def __init__(self, *args: object, user: AnyUser, event_types: list[str] | None = None, **kwargs: object) -> None:
+        """`event_types`: the choices to offer; None (polling) accepts any well-formed event type."""
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.sites = list(site_list_for(user=user))
         cameras = camera_list_for(user=user)
@@ -43,8 +45,12 @@ class AlertFilterForm(forms.Form):
         self.fields["camera"].label_from_instance = lambda c: f"{c.site.name} / {c.name}"
         self.fields["zone"].queryset = Zone.objects.filter(camera__in=cameras).select_related("camera__site")
         self.fields["zone"].label_from_instance = lambda z: f"{z.camera.name} / {z.name}"
-        event_types = alert_event_types_for(user=user)
-        self.fields["event_type"].choices = [("", "Any event")] + [(e, e.replace("_", " ").capitalize()) for e in event_types]
+        if event_types is None:
+            self.fields["event_type"] = forms.CharField(required=False, max_length=64, label="Event",
+                                                        validators=[RegexValidator(r"^[\w.-]+$")])
+        else:
+            self.fields["event_type"].choices = [("", "Any event")] + [
+                (e, e.replace("_", " ").capitalize()) for e in event_types]
 
     def clean_date_from(self) -> date | None:
         return _plausible(self.cleaned_data.get("date_from"))

@@ -24,6 +24,7 @@ from alerts.forms import AlertFilterForm, ReviewForm
 from alerts.models import AccessAction, Alert, ClipStatus, ReviewStatus, clip_storage
 from alerts.selectors import (
     Cursor,
+    alert_event_types_for,
     alert_latest_id_for,
     alert_list_for,
     alert_new_for,
@@ -51,7 +52,7 @@ def _int(raw: str) -> int:
 @login_required
 @require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
-    form = AlertFilterForm(request.GET, user=request.user)
+    form = AlertFilterForm(request.GET, user=request.user, event_types=alert_event_types_for(user=request.user))
     form.is_valid()
     ignored = form.ignored()
     before = Cursor.decode(request.GET["before"]) if request.GET.get("before") else None

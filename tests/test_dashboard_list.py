@@ -249,3 +249,16 @@ def test_it_encodes_and_decodes_cursors_exactly() -> None:
 
     assert Cursor.decode(cursor.encode()) == cursor
     assert Cursor.decode("12-x") is None
+
+
+def test_it_polls_in_a_few_queries_whatever_the_rows(world: World, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    client = _client(world, "manager")
+    pending = [make_alert(world.camera_a, at=T0, clip_status=ClipStatus.BUILDING).pk for _ in range(10)]
+    for _ in range(10):
+        make_alert(world.camera_a, at=T0 + timedelta(days=5))
+
+    with django_assert_max_num_queries(6):
+        data = client.get("/alerts/poll/", {"after": pending[-1], "event_type": "zone_activity",
+                                            "pending": ",".join(map(str, pending))}).json()
+
+    assert data["new_html"].count("<tr") == 10 and len(data["updated"]) == 10
