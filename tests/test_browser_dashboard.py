@@ -113,6 +113,16 @@ def test_it_logs_in_lists_plays_seeks_and_downloads_the_clip(world: World, test_
     shots.append(screenshot(page, "camera-status-desktop"))
     phone.close()
     context.close()
+
+    # A superuser sees every site (the site switcher) and a bad filter is explained, not an error.
+    admin_context = browser.new_context(viewport=DESKTOP)
+    admin_page = admin_context.new_page()
+    log_in(admin_page, live_server.url, "root", PASSWORD)
+    admin_page.goto(f"{live_server.url}/?camera=abc&min_score=0.6")
+    assert "Camera filter ignored" in admin_page.locator("[data-ignored-filters]").inner_text()
+    assert admin_page.locator(".switcher a").count() == 3  # all sites, Riverside, Hilltop
+    shots.append(screenshot(admin_page, "alert-list-bad-filter-desktop"))
+    admin_context.close()
     assert all(shot.stat().st_size > 5000 for shot in shots)
 
 
