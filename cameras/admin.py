@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from cameras.masking import mask_url, unmask_url
 from cameras.models import Camera, Role, Site, SiteMembership, Zone
 from cameras.selectors import site_list_for
+from cameras.zone_editor import ZoneEditorInlineMixin
 
 
 def managed_sites(request: HttpRequest) -> QuerySet[Site]:
@@ -79,7 +80,7 @@ class SiteScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class ZoneInline(admin.TabularInline):
+class ZoneInline(ZoneEditorInlineMixin, admin.TabularInline):  # the zone editor: snapshot + click-to-draw polygons
     model = Zone
     extra = 0
     fields = ("name", "enabled", "polygon", "threshold", "event_types")
