@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from alerts.clip_jobs import clip_jobs_sweep
 from cameras.models import Camera
@@ -200,3 +200,4 @@ class Supervisor:
             detector.close()
         logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s", len(self.streams),
                     self.recorder.raised, self.recorder.suppressed, self.recorder.spooled)
+        connection.close()  # this thread's; the supervisor may run in a thread of its own (tests)
