@@ -503,10 +503,20 @@ class CameraStream:
         logger.info("camera %r: connected (camera_id=%s stream=%s url=%s codec=%s size=%sx%s)", spec.name,
                     spec.camera_id, link.role, mask_url(link.url), codec.codec_name, codec.width, codec.height)
         last_packet = time.monotonic()
+        video_index = stream.index
         ring, decoder = self.ring, self._decoder
         while not self.stop.is_set():
             try:
-                for packet in container.demux(stream):
+                # Every stream, not just the video: a camera whose audio flows while its video has
+                # frozen would otherwise never let a read slice expire, and never meet the watchdog.
+                for packet in container.demux():
+                    if packet.stream_index != video_index:
+                        silent = time.monotonic() - last_packet
+                        if silent >= spec.watchdog_seconds:
+                            return f"no video packet for {silent:.0f} s (watchdog {spec.watchdog_seconds:g} s)"
+                        if self.stop.is_set():
+                            return None
+                        continue
                     if packet.size == 0:  # the demuxer's flush packet: the stream ended
                         break
                     now = time.time()

@@ -15,6 +15,7 @@ import pytest
 
 from cameras.models import Camera
 from detection.capture import CameraStatus, CameraStream, StreamSpec
+from detection.probe import probe_stream
 from detection.remux import write_snapshot
 from detection.writer import Writer
 from tests.support.factories import make_camera, make_site
@@ -278,6 +279,19 @@ def test_a_detection_substream_feeds_the_detector_while_the_main_stream_fills_th
     assert counters.frames_decoded <= counters.detect_packets + 1
     assert 0.1 <= counters.frames_sampled / counters.frames_decoded <= 0.35
     assert any(s.online for s in recorder.statuses)
+
+
+def test_a_camera_with_audio_keeps_only_its_video(rtsp_servers, tmp_path: Path):
+    server: RtspServer = rtsp_servers([live_mount("/av", audio=True)])
+    assert probe_stream(server.url("/av"), seconds=0.5).other_streams == ("audio pcm_alaw",)
+    with running(make_spec(server.url("/av"))) as (stream,):
+        wait_until(lambda: stream.counters().frames_sampled >= 3, 15, message="frames sampled")
+        snapshot = stream.ring.snapshot(0, time.time() + 60)
+    assert snapshot.codec is not None and snapshot.codec.codec_name == "h264"
+    result = write_snapshot(snapshot, tmp_path / "clip.mp4")
+    with av.open(str(result.path)) as clip:
+        assert [s.type for s in clip.streams] == ["video"]
+        assert len(list(clip.decode(video=0))) == len(snapshot.packets)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,7 +8,8 @@ the project.
 
 Mount kinds (each a JSON object with "path" and "kind"):
   live   videotestsrc is-live ! x264enc (or x265enc with "codec": "h265"), one encoder shared by
-         every client, like a DVR channel. Options: width, height, fps, gop (frames), bitrate (kbit/s).
+         every client, like a DVR channel. Options: width, height, fps, gop (frames), bitrate (kbit/s),
+         audio (true: add an A-law track).
   file   an MP4 (qtdemux) or MPEG-TS (tsdemux) file served without re-encoding, each client from
          the start of the file, paced in real time; the stream ends with the file. Option: file.
   audio  audio only (A-law), a "camera" with no video.
@@ -51,7 +52,10 @@ def live_launch(mount: dict) -> str:
             "bframes=0 threads=1 ! video/x-h264,profile=constrained-baseline "
             "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1"
         )
-    return f"( {source}{encoder} )"
+    # "audio": true adds an A-law track, like a camera with a microphone.
+    audio = (" audiotestsrc is-live=true ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 "
+             "! alawenc ! rtppcmapay name=pay1 pt=8") if mount.get("audio") else ""
+    return f"( {source}{encoder}{audio} )"
 
 
 def file_launch(mount: dict) -> str:
