@@ -1,28 +1,31 @@
-"""Ring memory per camera at 720p and 1080p, against the same seconds held as decoded BGR frames.
-
-    .venv/bin/python -m bench.ring_memory [--ring-seconds 10] [--resolutions 720p,1080p]
+"""Figure 1: pre-roll memory per camera (10 s ring) at 720p25 and 1080p25, against the same
+seconds held as decoded BGR frames.
 
 A CameraStream captures a 25 fps H.264 file (keyframe every 2 s; 2 Mbit/s at 720p, 4 Mbit/s at
-1080p, typical DVR main-stream settings) from GStreamer's RTSP server until its ring is full.
-Then the packets it holds are counted (payload, and payload plus Python object overhead), and
-the same packets are decoded to BGR arrays to measure what holding those seconds as frames
-would take (each array is measured and discarded, never all kept at once).
+1080p) from GStreamer's RTSP server until its ring is full, then runs on and keeps each ring's
+snapshot at its fullest (just before a GOP is evicted it holds the window plus one GOP). The
+packets it holds are counted (payload plus Python object overhead), and the same packets are
+decoded to BGR arrays to measure what holding those seconds as frames would take (each array is
+measured and discarded, never all kept at once).
+
+    .venv/bin/python -m bench --only ring_memory
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
+from typing import Any
 
 import av
 
+from bench.common import FPS, MIB, RESOLUTIONS, bench_video, ratio_text
 from detection.capture import CameraStream, StreamSpec
 from detection.ring import RingSnapshot
-from tests.support.rtsp import RtspServer, file_mount, make_video
+from tests.support.rtsp import RtspServer, file_mount
 
-RESOLUTIONS = {"720p": (1280, 720, 2000), "1080p": (1920, 1080, 4000)}
-MIB = 2**20
+RING_SECONDS = 10.0
+GOAL_RATIO = 100.0
 
 
 def decoded_bytes(snapshot: RingSnapshot) -> tuple[int, int]:
@@ -32,69 +35,88 @@ def decoded_bytes(snapshot: RingSnapshot) -> tuple[int, int]:
     if snapshot.codec.extradata:
         decoder.extradata = snapshot.codec.extradata
     frames = total = 0
-    for packet in snapshot.packets:
-        for frame in decoder.decode(av.Packet(packet.data)):
+    for packet in [*snapshot.packets, None]:
+        for frame in decoder.decode(av.Packet(packet.data) if packet is not None else None):
             frames += 1
             total += frame.to_ndarray(format="bgr24").nbytes
-    for frame in decoder.decode(None):
-        frames += 1
-        total += frame.to_ndarray(format="bgr24").nbytes
     return frames, total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ring-seconds", type=float, default=10.0)
-    parser.add_argument("--resolutions", default="720p,1080p")
-    args = parser.parse_args()
-    names = args.resolutions.split(",")
-    mounts = []
-    for name in names:
-        width, height, kbps = RESOLUTIONS[name]
-        video = make_video(width=width, height=height, fps=25, seconds=args.ring_seconds + 20, gop=50, bitrate_kbps=kbps)
-        mounts.append(file_mount(f"/{name}", video))
+def fullest_snapshots(streams: dict[str, CameraStream], settle: float, observe: float) -> dict[str, RingSnapshot]:
+    """Each ring's snapshot at its largest over `observe` seconds, after `settle` seconds.
+
+    Settling skips the first fill, whose first GOP came in FFmpeg's opening burst.
+    """
+    snapshots = {name: s.ring.snapshot(0, time.time() + 60) for name, s in streams.items()}
+    sizes = {name: s.ring.stats().bytes for name, s in streams.items()}
+    settle_until = time.monotonic() + settle
+    observe_until = settle_until + observe
+    while time.monotonic() < observe_until:
+        for name, s in streams.items():
+            current = s.ring.stats().bytes
+            if time.monotonic() < settle_until or current > sizes[name]:
+                sizes[name], snapshots[name] = current, s.ring.snapshot(0, time.time() + 60)
+        time.sleep(0.02)
+    return snapshots
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    names = list(RESOLUTIONS)
+    mounts = [file_mount(f"/{name}", bench_video(name)) for name in names]
     stop = threading.Event()
     with RtspServer(mounts) as server:
         streams = {name: CameraStream(StreamSpec(camera_id=n, name=name, url=server.url(f"/{name}"),
-                                                 ring_seconds=args.ring_seconds, frame_size=(640, 360)),
-                                      stop=stop).start()
+                                                 ring_seconds=RING_SECONDS, frame_size=(640, 360)), stop=stop).start()
                    for n, name in enumerate(names)}
-        deadline = time.monotonic() + args.ring_seconds + 30
-        while time.monotonic() < deadline and not all(
-                s.ring.stats().seconds >= args.ring_seconds for s in streams.values()):
-            time.sleep(0.2)
-        # Run on past the first fill (its first GOP came in FFmpeg's opening burst) and keep each
-        # ring at its fullest: just before a GOP is evicted it holds the window plus one GOP.
-        snapshots = {name: s.ring.snapshot(0, time.time() + 60) for name, s in streams.items()}
-        stats = {name: s.ring.stats() for name, s in streams.items()}
-        settle_until = time.monotonic() + 3.0
-        observe_until = settle_until + 4.5
-        while time.monotonic() < observe_until:
-            for name, s in streams.items():
-                current = s.ring.stats()
-                if time.monotonic() < settle_until or current.bytes > stats[name].bytes:
-                    stats[name], snapshots[name] = current, s.ring.snapshot(0, time.time() + 60)
-            time.sleep(0.02)
-        stop.set()
-        for s in streams.values():
-            s.join(2.0)
-        print(f"ring window {args.ring_seconds:g} s; figures at each ring's fullest over 4.5 s (whole 2 s GOPs, "
-              "so up to one GOP more than the window)")
-        print(f"{'stream':>7} {'held s':>7} {'bitrate':>9} {'packets':>8} {'ring MiB':>9} {'+objects':>9} "
-              f"{'as BGR MiB':>11} {'ratio':>6} {'per 10 s: ring':>15} {'BGR':>8}")
-        for name in names:
-            s, st, snap = streams[name], stats[name], snapshots[name]
-            payload = snap.nbytes
-            with_objects = sum(sys.getsizeof(p) + sys.getsizeof(p.data) for p in snap.packets)
-            frames, bgr = decoded_bytes(snap)
-            held = st.seconds + 1 / 25  # the last packet's own duration
-            kbps = payload * 8 / held / 1000
-            print(f"{name:>7} {held:>7.2f} {kbps:>6.0f} kb {len(snap.packets):>8} {payload / MIB:>9.2f} "
-                  f"{with_objects / MIB:>9.2f} {bgr / MIB:>11.0f} {bgr / with_objects:>5.0f}x "
-                  f"{payload / held * 10 / MIB:>11.2f} MiB {bgr / frames * 250 / MIB:>4.0f} MiB")
-        print("16 cameras: " + ", ".join(
-            f"{name} {16 * snapshots[name].nbytes / MIB:.0f} MiB as packets" for name in names))
+        try:
+            deadline = time.monotonic() + RING_SECONDS + 30
+            while not all(s.ring.stats().seconds >= RING_SECONDS for s in streams.values()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the rings did not fill from the RTSP server within "
+                                       f"{RING_SECONDS + 30:g} s: {[s.counters() for s in streams.values()]}")
+                time.sleep(0.2)
+            # A 2 s GOP is evicted every 2 s: a shorter watch in quick mode may miss the fullest moment.
+            snapshots = fullest_snapshots(streams, settle=1.0 if quick else 3.0, observe=2.5 if quick else 4.5)
+        finally:
+            stop.set()
+            for s in streams.values():
+                s.join(2.0)
+    results: dict[str, Any] = {"ring_seconds": RING_SECONDS}
+    for name in names:
+        snap = snapshots[name]
+        payload = snap.nbytes
+        with_objects = sum(sys.getsizeof(p) + sys.getsizeof(p.data) for p in snap.packets)
+        frames, bgr = decoded_bytes(snap)
+        held = len(snap.packets) / FPS  # seconds of video (receive times bunch up in bursts)
+        results.update({
+            f"ring_{name}_held_s": round(held, 3),
+            f"ring_{name}_packets": len(snap.packets),
+            f"ring_{name}_payload_mib": round(payload / MIB, 3),
+            f"ring_{name}_mib": round(with_objects / MIB, 3),  # payload + Python objects: what the process holds
+            f"ring_{name}_kbps": round(payload * 8 / held / 1000),
+            f"bgr_{name}_frames": frames,
+            f"bgr_{name}_mib": round(bgr / MIB, 1),
+            f"ring_{name}_ratio": round(bgr / with_objects, 1),
+            f"ring_{name}_per_10s_mib": round(with_objects / held * 10 / MIB, 3),
+            f"bgr_{name}_per_10s_mib": round(bgr / frames * 10 * FPS / MIB, 1),
+        })
+    return results
 
 
-if __name__ == "__main__":
-    main()
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for name in RESOLUTIONS:
+        if f"ring_{name}_mib" not in results:
+            continue
+        ratio = results[f"ring_{name}_ratio"]
+        out.append({
+            "figure": "1",
+            "name": f"Pre-roll memory per camera, {results['ring_seconds']:g} s ring, {name}25 "
+                    f"(held {results[f'ring_{name}_held_s']:.1f} s: whole 2 s GOPs)",
+            "measured": f"{results[f'ring_{name}_mib']:.1f} MiB (H.264 packets)",
+            "baseline": f"{results[f'bgr_{name}_mib']:.0f} MiB (same {results[f'bgr_{name}_frames']} frames as BGR)",
+            "ratio": ratio_text(ratio, "smaller"),
+            "goal": f">= {GOAL_RATIO:.0f}x smaller",
+            "met": ratio >= GOAL_RATIO,
+        })
+    return out

@@ -1,0 +1,129 @@
+"""Figure 2: building a 6 s evidence clip (720p25 H.264) by remuxing, against re-encoding it with libx264.
+
+The spools are made the way the detector process makes them: a CameraStream fills its ring from
+GStreamer's RTSP server, and each clip window (2 s before, 2 s during, 2 s after; the ring extends
+it back to a keyframe) is written out of the ring as MPEG-TS by detection.remux.write_snapshot,
+as detection/recorder.py does. Then, clip by clip and in turn:
+
+  ours      alerts.clips.clip_build, what the worker runs: remux to MP4 with faststart, verify
+            (decode every frame, check moov before mdat), SHA-256
+  baseline  the same steps with alerts.clips._transcode_h264 (libx264 veryfast, crf 23) in place
+            of the remux
+
+The build step alone (remux against re-encode) is reported too: the verify decode is the same work
+in both and dominates ours.
+
+    .venv/bin/python -m bench --only clip_build
+"""
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from alerts.clips import _remux, _source_codec, _transcode_h264, clip_build, clip_verify, file_sha256
+from bench.common import bench_video, percentile, ratio_text
+from detection.capture import CameraStream, StreamSpec
+from detection.remux import write_snapshot
+from detection.ring import RingSnapshot
+from tests.support.rtsp import RtspServer, file_mount
+
+# As detection.recorder spools a clip window (not imported: it needs Django set up).
+SPOOL_FORMAT, SPOOL_SUFFIX = "mpegts", ".ts"
+CLIP_SECONDS = 6.0  # CLIP_PRE + CLIP_DURING + CLIP_POST defaults
+RING_SECONDS = 10.0
+GOAL_RATIO = 100.0
+
+
+def ring_windows(count: int) -> list[RingSnapshot]:
+    """`count` clip windows, spread over a full 10 s ring filled from the RTSP server."""
+    stop = threading.Event()
+    with RtspServer([file_mount("/720p", bench_video("720p"))]) as server:
+        stream = CameraStream(StreamSpec(camera_id=1, name="clip-bench", url=server.url("/720p"),
+                                         ring_seconds=RING_SECONDS), stop=stop).start()
+        try:
+            deadline = time.monotonic() + RING_SECONDS + 30
+            while stream.ring.stats().seconds < RING_SECONDS:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the ring did not fill from the RTSP server: {stream.counters()}")
+                time.sleep(0.2)
+            stats = stream.ring.stats()
+            assert stats.oldest is not None and stats.newest is not None
+            span = stats.newest - stats.oldest - CLIP_SECONDS
+            starts = [stats.oldest + span * k / max(count - 1, 1) for k in range(count)]
+            return [stream.ring.snapshot(start, start + CLIP_SECONDS) for start in starts]
+        finally:
+            stop.set()
+            stream.join(2.0)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    count = 5 if quick else 20
+    times: dict[str, list[float]] = {"ours": [], "reencode": [], "remux": [], "transcode": []}
+    durations: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-clips-") as tmp:
+        folder = Path(tmp)
+        spools = []
+        for index, snapshot in enumerate(ring_windows(count)):
+            spool = folder / f"{index}{SPOOL_SUFFIX}"
+            write_snapshot(snapshot, spool, container_format=SPOOL_FORMAT, faststart=False)
+            spools.append(spool)
+        for index, spool in enumerate(spools):
+            built = clip_build(spool=spool, out=folder / f"{index}.mp4", expected_seconds=CLIP_SECONDS,
+                               max_extra_seconds=RING_SECONDS)
+            if built.transcoded:
+                raise RuntimeError("clip_build transcoded an H.264 spool: the benchmark would not measure a remux")
+            times["ours"].append(built.build_seconds)
+            durations.append(built.duration)
+
+            started = time.perf_counter()
+            _source_codec(spool)
+            step = time.perf_counter()
+            _transcode_h264(spool, folder / f"{index}-x264.mp4")
+            step_done = time.perf_counter()
+            clip_verify(folder / f"{index}-x264.mp4")
+            file_sha256(folder / f"{index}-x264.mp4")
+            times["reencode"].append(time.perf_counter() - started)
+            times["transcode"].append(step_done - step)
+
+            started = time.perf_counter()
+            _remux(spool, folder / f"{index}-remux.mp4")
+            times["remux"].append(time.perf_counter() - started)
+    results: dict[str, Any] = {"clips": count, "clip_mean_s": round(sum(durations) / len(durations), 2)}
+    for key, values in times.items():
+        results[f"{key}_p50_ms"] = round(percentile(values, 50) * 1000, 2)
+        results[f"{key}_p95_ms"] = round(percentile(values, 95) * 1000, 2)
+    results["ratio_p50"] = round(results["reencode_p50_ms"] / results["ours_p50_ms"], 1)
+    results["step_ratio_p50"] = round(results["transcode_p50_ms"] / results["remux_p50_ms"], 1)
+    return results
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    r = results
+    where = f"6 s 720p25 clip ({r['clips']} clips, {r['clip_mean_s']:.1f} s with keyframe lead-in), p50 / p95"
+    return [
+        {
+            "figure": "2",
+            "name": f"Clip job: build + verify decode + SHA-256, {where}",
+            "measured": f"{_ms(r['ours_p50_ms'])} / {_ms(r['ours_p95_ms'])} (remux)",
+            "baseline": f"{_ms(r['reencode_p50_ms'])} / {_ms(r['reencode_p95_ms'])} (libx264 re-encode)",
+            "ratio": ratio_text(r["ratio_p50"], "faster"),
+            "goal": f">= {GOAL_RATIO:.0f}x faster",
+            "met": r["ratio_p50"] >= GOAL_RATIO,
+        },
+        {
+            "figure": "2",
+            "name": f"Clip build step alone (no verify, no hash), {where}",
+            "measured": f"{_ms(r['remux_p50_ms'])} / {_ms(r['remux_p95_ms'])} (remux)",
+            "baseline": f"{_ms(r['transcode_p50_ms'])} / {_ms(r['transcode_p95_ms'])} (libx264 re-encode)",
+            "ratio": ratio_text(r["step_ratio_p50"], "faster"),
+            "goal": f">= {GOAL_RATIO:.0f}x faster",
+            "met": r["step_ratio_p50"] >= GOAL_RATIO,
+        },
+    ]
