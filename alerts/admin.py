@@ -6,7 +6,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from alerts.clip_jobs import clip_job_retry
 from alerts.models import Alert, ClipAccess, ClipStatus
@@ -14,7 +16,7 @@ from cameras.admin import SiteScopedAdmin
 
 EVIDENCE_FIELDS = (
     "camera", "zone", "zone_name", "event_type", "score", "event_start", "event_end", "detected_at",
-    "clip_start", "clip_end", "clip", "thumbnail", "clip_sha256", "clip_size", "clip_duration",
+    "clip_start", "clip_end", "clip_file", "thumbnail_file", "clip_sha256", "clip_size", "clip_duration", "clip_build_seconds",
     "clip_status", "clip_error", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
     "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at",
 )
@@ -40,6 +42,17 @@ class AlertAdmin(SiteScopedAdmin):
         retried = sum(clip_job_retry(alert_id=pk) for pk in failed)
         self.message_user(request, f"{retried} clip build(s) queued again; {queryset.count() - retried} were not failed.",
                           messages.SUCCESS if retried else messages.WARNING)
+
+    # Not the FileFields themselves: the admin links those to storage.url(), which on S3 is a signed
+    # URL that skips the permission check and the access log. Link to the dashboard's views instead.
+    @admin.display(description="clip")
+    def clip_file(self, obj: Alert) -> str | None:
+        return format_html('<a href="{}">{}</a>', reverse("alerts:clip", args=[obj.pk]), obj.clip.name) if obj.clip else None
+
+    @admin.display(description="thumbnail")
+    def thumbnail_file(self, obj: Alert) -> str | None:
+        return (format_html('<a href="{}">{}</a>', reverse("alerts:thumbnail", args=[obj.pk]), obj.thumbnail.name)
+                if obj.thumbnail else None)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Evidence is deleted by a superuser only (e.g. under a retention policy), never by site staff.

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -27,6 +29,8 @@ from alerts.models import Alert, ClipStatus, clip_storage
 
 log = logging.getLogger("shoplift.clips")
 MAX_BACKOFF_SECONDS = 300.0
+# What a failing clips storage raises: the local folder OSError; S3/MinIO botocore's and boto3's errors.
+STORAGE_ERRORS = (OSError, BotoCoreError, ClientError, Boto3Error)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def clip_job_run(*, alert_id: int, task_id: str) -> JobOutcome:
         except ClipError as exc:
             # The spool itself is bad: no retry can help. The spool is kept for inspection.
             return _fail(alert, f"Corrupt spool: {exc}", retry=False)
-        except OSError as exc:
+        except STORAGE_ERRORS as exc:
             return _fail(alert, f"Cannot read the spool: {exc}", retry=True)
         name = clip_storage_name(alert)
         try:
@@ -101,7 +105,7 @@ def clip_job_run(*, alert_id: int, task_id: str) -> JobOutcome:
                 storage.delete(name)  # a half-written file from a killed attempt; never keep two
             with built.path.open("rb") as fh:
                 saved = storage.save(name, File(fh, name=Path(name).name))
-        except OSError as exc:
+        except STORAGE_ERRORS as exc:
             return _fail(alert, f"Cannot store the clip ({exc.__class__.__name__}: {exc})", retry=True)
     return _ready(alert, saved, built)
 
@@ -122,7 +126,7 @@ def _ready(alert: Alert, name: str, built: BuiltClip) -> JobOutcome:
     now = timezone.now()
     updated = Alert.objects.filter(pk=alert.pk, clip_status=ClipStatus.BUILDING, clip_task_id=alert.clip_task_id).update(
         clip=name, clip_sha256=built.sha256, clip_size=built.size, clip_duration=built.duration,
-        clip_status=ClipStatus.READY, clip_error="", clip_status_changed_at=now,
+        clip_build_seconds=built.build_seconds, clip_status=ClipStatus.READY, clip_error="", clip_status_changed_at=now,
     )
     if updated != 1:
         # The lease expired and another task took over: its result wins, ours is removed.
@@ -143,7 +147,7 @@ def _ready(alert: Alert, name: str, built: BuiltClip) -> JobOutcome:
 def _delete_spool(name: str) -> None:
     try:
         clip_storage().delete(name)
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         log.warning("spool not deleted name=%s error=%s", name, exc)
 
 

@@ -46,6 +46,7 @@ class Alert(models.Model):
     clip_sha256 = models.CharField("clip SHA-256", max_length=64, blank=True)
     clip_size = models.BigIntegerField(null=True, blank=True)
     clip_duration = models.FloatField(null=True, blank=True)
+    clip_build_seconds = models.FloatField(null=True, blank=True, help_text="Worker time to build and verify the clip.")
     clip_status = models.CharField(max_length=16, choices=ClipStatus.choices, default=ClipStatus.RECORDING)
     clip_error = models.TextField(blank=True)
     clip_attempts = models.PositiveIntegerField(default=0)

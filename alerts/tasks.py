@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.app.task import Task
+from celery.signals import worker_ready
 
 from alerts.clip_jobs import clip_job_run, clip_jobs_sweep
+from alerts.metrics import serve_if_configured
+
+worker_ready.connect(serve_if_configured)
 
 BUSY_RETRIES = 20  # a redelivered job waits for a live claim's lease at most this many times
 

@@ -173,14 +173,98 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 DATA_DIR = _read("DATA_DIR", Path, BASE_DIR / "var", "a folder path")
 CLIP_STORAGE_DIR = _read("CLIP_STORAGE_DIR", Path, DATA_DIR / "clips", "a folder path for evidence clips")
 LOG_DIR = _read("LOG_DIR", Path, DATA_DIR / "log", "a folder path for log files")
+
+
+def _storage_kind(raw: str) -> str:
+    if raw.lower() not in {"local", "s3"}:
+        raise ValueError(f"{raw} is not local or s3")
+    return raw.lower()
+
+
+def _bucket(raw: str) -> str:
+    import re
+
+    # Catches s3://bucket and bucket/prefix mistakes; allows the legacy names old AWS buckets have.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{2,254}", raw):
+        raise ValueError("not a bucket name (letters, digits, '.', '-', '_'; no scheme, no '/')")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("credentials belong in CLIP_S3_ACCESS_KEY_ID and CLIP_S3_SECRET_ACCESS_KEY, not in the URL")
+    return raw.rstrip("/")
+
+
+def _key_prefix(raw: str) -> str:
+    prefix = raw.strip("/")
+    if any(part in {"", ".", ".."} for part in prefix.split("/")):
+        raise ValueError("empty, '.' or '..' path segment")
+    return prefix
+
+
+def clips_s3_storage(*, bucket: str, endpoint_url: str | None = None, region: str | None = None,
+                     access_key: str | None = None, secret_key: str | None = None, prefix: str = "") -> dict[str, Any]:
+    """The STORAGES entry for clips in an S3 or MinIO bucket (django-storages), kept private."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket, "endpoint_url": endpoint_url, "region_name": region,
+            "access_key": access_key, "secret_key": secret_key,  # None: boto3's default credential chain
+            "location": prefix,
+            # No ACL header: objects stay as private as the bucket (AWS refuses ACLs on buckets with
+            # "bucket owner enforced", the default). Nothing in the project asks for a URL: clips are
+            # served only through the permission-checked views; a URL, if ever made, is signed.
+            "default_acl": None, "querystring_auth": True, "querystring_expire": 60, "custom_domain": None,
+            # Like the local folder: save() never replaces an object, it picks a free name.
+            "file_overwrite": False,
+            # MinIO and most S3-compatible servers are addressed as <endpoint>/<bucket>/<key>.
+            "addressing_style": "path" if endpoint_url else None,
+            # Reads that go through S3File (the worker's spool copy) spool to disk past this size.
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
+
+
+def _read_masked(name: str, cast: Callable[[str], T], default: Any, expects: str) -> T:
+    """_read for a URL that may carry a password: the message shows it as ****."""
+    import re
+
+    try:
+        return _read(name, cast, default, expects)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(re.sub(r"(://[^/@\s:]*:)[^@\s]*@", r"\1****@", str(exc))) from None
+
+
+CLIP_STORAGE = _read("CLIP_STORAGE", _storage_kind, "local", "local or s3")
+if CLIP_STORAGE == "s3":
+    _CLIPS: dict[str, Any] = clips_s3_storage(
+        bucket=_read("CLIP_S3_BUCKET", _bucket, _UNSET, "the bucket name for evidence clips when CLIP_STORAGE=s3"),
+        endpoint_url=_read_masked("CLIP_S3_ENDPOINT_URL", _http_url, None,
+                                  "an http:// or https:// URL such as http://minio:9000 (empty for AWS S3)"),
+        region=_read("CLIP_S3_REGION", str, None, "a region name such as eu-west-2"),
+        access_key=_read("CLIP_S3_ACCESS_KEY_ID", str, None, "an access key id"),
+        secret_key=_read("CLIP_S3_SECRET_ACCESS_KEY", str, None, "a secret access key"),  # str never fails: never echoed
+        prefix=_read("CLIP_S3_PREFIX", _key_prefix, "", "a key prefix such as shoplift/"),
+    )
+    if bool(_CLIPS["OPTIONS"]["access_key"]) != bool(_CLIPS["OPTIONS"]["secret_key"]):
+        raise ImproperlyConfigured(
+            "CLIP_S3_ACCESS_KEY_ID and CLIP_S3_SECRET_ACCESS_KEY must be set together "
+            "(or both left empty to use boto3's default credentials: environment, profile or instance role)."
+        )
+else:
+    # base_url=None: no public URL; clips are served only by the permission-checked views in alerts/.
+    _CLIPS = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+              "OPTIONS": {"location": CLIP_STORAGE_DIR, "base_url": None}}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": DATA_DIR / "media"}},
-    # Evidence clips, thumbnails and spool files. base_url=None: no public URL, they are served
-    # only by the permission-checked views in alerts/.
-    "clips": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": CLIP_STORAGE_DIR, "base_url": None},
-    },
+    # Evidence clips, thumbnails, snapshots and spool files: a local folder, or S3/MinIO.
+    "clips": _CLIPS,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
@@ -191,6 +275,7 @@ STORAGES = {
 # --- Redis and Celery --------------------------------------------------------------------------
 REDIS_URL = _read("REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0", "a Redis URL such as redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = _read("CELERY_BROKER_URL", _redis_url, REDIS_URL, "a Redis URL such as redis://127.0.0.1:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = "celery"  # the broker list the clip jobs wait in (Redis key)
 CELERY_TASK_ACKS_LATE = True  # a task is acknowledged after it ran, so a killed worker's job is redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -239,6 +324,8 @@ CLIP_RETRY_BACKOFF_SECONDS = _read("CLIP_RETRY_BACKOFF_SECONDS", _ranged(0.0, 36
                                    "seconds before the first retry (it doubles, up to 300), from 0 to 3600")
 CLIP_QUEUE_STALE_SECONDS = _read("CLIP_QUEUE_STALE_SECONDS", _ranged(1.0), 60.0,
                                  "seconds a clip job may wait in the queue before the sweeper re-enqueues it")
+WORKER_METRICS_PORT = _read("WORKER_METRICS_PORT", int, 0,
+                            "a TCP port for the clip worker's Prometheus metrics (0 = off)")
 CLIP_SWEEP_INTERVAL_SECONDS = _read("CLIP_SWEEP_INTERVAL_SECONDS", _ranged(1.0), 30.0, "seconds between sweeps")
 CELERY_BEAT_SCHEDULE = {
     "sweep-clip-jobs": {"task": "alerts.tasks.sweep_clip_jobs", "schedule": CLIP_SWEEP_INTERVAL_SECONDS},

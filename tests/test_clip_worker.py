@@ -5,19 +5,21 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.clip_jobs import clip_job_enqueue, clip_jobs_sweep
 from alerts.clips import file_sha256
 from alerts.models import Alert, ClipStatus
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.processes import CeleryWorker, redis_server, start_worker  # noqa: F401
-from tests.support.rtsp import MEDIA_DIR, make_video, wait_until
+from tests.support.rtsp import MEDIA_DIR, free_port, make_video, wait_until
 from tests.test_clip_build import make_hevc, queued_alert
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -52,14 +54,43 @@ def clip_files(root: Path, alert: Alert) -> list[Path]:
     return [p for p in (root / "clips").rglob("*.mp4") if p.stem.split("_")[0] == str(alert.pk)]
 
 
-def test_it_builds_a_clip_in_the_worker(worker, clip_settings):
-    alert = queued_alert(spool_bytes())
-    enqueue(alert)
-    wait_until(lambda: status_of(alert) == ClipStatus.READY, 60, message=f"clip ready\n{worker.log()}")
-    alert.refresh_from_db()
-    [stored] = clip_files(clip_settings, alert)
-    assert file_sha256(stored) == alert.clip_sha256
-    assert "clip ready alert=%d" % alert.pk in worker.log()
+def scrape(port: int) -> dict[str, float]:
+    """Samples by name and labels, e.g. {'shoplift_clips{status="ready"}': 1.0}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return samples
+
+
+def test_it_builds_a_clip_in_the_worker_and_counts_it_in_the_metrics(redis_server, worker_env, tmp_path, clip_settings):  # noqa: F811
+    port = free_port()
+    worker = start_worker(tmp_path, **worker_env, WORKER_METRICS_PORT=str(port))
+    try:
+        alert = queued_alert(spool_bytes())
+        corrupt = queued_alert(b"\x47" + b"\x00" * 5000, camera=alert.camera)
+        enqueue(alert)
+        enqueue(corrupt)
+        wait_until(lambda: status_of(alert) == ClipStatus.READY and status_of(corrupt) == ClipStatus.FAILED, 60,
+                   message=f"clip ready, corrupt one failed\n{worker.log()}")
+        alert.refresh_from_db()
+        [stored] = clip_files(clip_settings, alert)
+        assert file_sha256(stored) == alert.clip_sha256
+        assert "clip ready alert=%d" % alert.pk in worker.log()
+        assert 0 < alert.clip_build_seconds < 30
+
+        metrics = scrape(port)
+    finally:
+        worker.stop()
+    assert metrics["shoplift_clip_build_seconds_count"] == 1
+    assert metrics["shoplift_clip_build_seconds_sum"] == pytest.approx(alert.clip_build_seconds)
+    assert metrics['shoplift_clip_build_seconds_bucket{le="+Inf"}'] == 1
+    assert metrics["shoplift_clip_build_failures_total"] == 1
+    assert metrics['shoplift_clips{status="ready"}'] == 1 and metrics['shoplift_clips{status="failed"}'] == 1
+    assert metrics['shoplift_clips{status="queued"}'] == 0
+    assert metrics["shoplift_clip_broker_queue"] == 0
 
 
 def test_it_builds_every_clip_after_redis_comes_back(redis_server, worker, clip_settings):  # noqa: F811
