@@ -115,6 +115,21 @@ def test_two_supervisors_on_the_same_camera_raise_one_alert(store, clip_settings
     assert alert.suppressed_count == 1
 
 
+def test_processes_split_the_cameras_and_each_raises_its_own_alert(store, rtsp_servers, scene, clip_settings):  # noqa: F811
+    # Two cameras over two processes (what --shard I/N does across machines): each camera is
+    # captured by exactly one of them, and each raises its alert once.
+    server = rtsp_servers([file_mount("/scene", scene)])
+    other = make_camera(store.site, "Aisle 4", stream_url=server.url("/scene"))
+    make_zone(other, "Shelf", polygon=SHELF)
+    run = detectors("--processes", "2", "--duration", "16", clip_dir=clip_settings)
+    assert run.wait(60) == 0, output(run)
+    log = output(run)
+    assert sorted(Alert.objects.values_list("camera__name", "suppressed_count")) == [("Aisle 3", 0), ("Aisle 4", 0)], log
+    for shard in ("0/2", "1/2"):
+        assert f"cameras loaded count=1 detectors=motion shard={shard}" in log, log
+    assert log.count("capture started camera=Aisle 3") == 1 and log.count("capture started camera=Aisle 4") == 1, log
+
+
 def test_it_isolates_a_broken_camera_and_picks_up_changes_without_a_restart(store, rtsp_servers, clip_settings, settings):  # noqa: F811
     settings.EVENT_QUIET_SECONDS = 2
     broken = make_camera(store.site, "Back door", stream_url=f"rtsp://127.0.0.1:{free_port()}/nothing")
