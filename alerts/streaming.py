@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.core.files.storage import Storage
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
+from storages.backends.s3 import S3File
 
 CHUNK_BYTES = 64 * 1024
 _RANGE = re.compile(r"^bytes\s*=\s*(\d*)\s*-\s*(\d*)$", re.IGNORECASE)
@@ -56,6 +57,15 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
 def _read(storage: Storage, name: str, start: int, length: int) -> Iterator[bytes]:
     with storage.open(name, "rb") as handle:
+        if isinstance(handle, S3File) and length > 0:
+            # S3File.seek/read would first download the whole object, on every range request a
+            # video element makes: ask S3 (or MinIO) for just the range instead.
+            body = handle.obj.get(Range=f"bytes={start}-{start + length - 1}")["Body"]
+            try:
+                yield from body.iter_chunks(CHUNK_BYTES)
+            finally:
+                body.close()
+            return
         handle.seek(start)
         remaining = length
         while remaining > 0:

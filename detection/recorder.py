@@ -21,6 +21,7 @@ from pathlib import Path
 from django.core.files import File
 from django.db import close_old_connections, connection
 
+from alerts.clip_jobs import STORAGE_ERRORS
 from alerts.emitter import alert_clip_spooled, alert_clip_unrecorded, alert_event_close, alert_raise
 from alerts.models import clip_storage
 from detection.rules import Event, EventKey, EventPhase
@@ -186,11 +187,18 @@ class ClipRecorder:
             alert_clip_unrecorded(alert_id=recording.alert_id, reason="no video arrived from the camera for the clip window")
             return
         snapshot = RingSnapshot(tuple(recording.packets), recording.codec, recording.clip_start, recording.clip_end)
-        with tempfile.TemporaryDirectory(prefix="spool-") as tmp:
-            path = Path(tmp) / f"{recording.alert_id}{SPOOL_SUFFIX}"
-            write_snapshot(snapshot, path, container_format=SPOOL_FORMAT, faststart=False)
-            with path.open("rb") as fh:
-                name = clip_storage().save(f"spool/{recording.alert_id}{SPOOL_SUFFIX}", File(fh, name=path.name))
+        try:
+            with tempfile.TemporaryDirectory(prefix="spool-") as tmp:
+                path = Path(tmp) / f"{recording.alert_id}{SPOOL_SUFFIX}"
+                write_snapshot(snapshot, path, container_format=SPOOL_FORMAT, faststart=False)
+                with path.open("rb") as fh:
+                    name = clip_storage().save(f"spool/{recording.alert_id}{SPOOL_SUFFIX}", File(fh, name=path.name))
+        except STORAGE_ERRORS as exc:
+            # A full disk or an unreachable bucket: say so on the alert, and keep this thread (it
+            # records every camera's clips) alive rather than let the error end it.
+            alert_clip_unrecorded(alert_id=recording.alert_id,
+                                  reason=f"the spool could not be stored ({exc.__class__.__name__}: {exc})")
+            return
         first, last = recording.packets[0].recv_time, recording.packets[-1].recv_time
         if last < recording.clip_end - 1.0:
             logger.warning("clip cut short alert=%s camera=%s wanted_end=%.2f last_packet=%.2f reason=%s",
