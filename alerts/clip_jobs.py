@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from boto3.exceptions import Boto3Error
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -26,11 +24,10 @@ from django.utils.text import slugify
 
 from alerts.clips import BuiltClip, ClipError, clip_build
 from alerts.models import Alert, ClipStatus, clip_storage
+from shoplift.storage import STORAGE_ERRORS
 
 log = logging.getLogger("shoplift.clips")
 MAX_BACKOFF_SECONDS = 300.0
-# What a failing clips storage raises: the local folder OSError; S3/MinIO botocore's and boto3's errors.
-STORAGE_ERRORS = (OSError, BotoCoreError, ClientError, Boto3Error)
 
 
 @dataclass(frozen=True)

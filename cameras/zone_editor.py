@@ -19,6 +19,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.http import HttpRequest
 
+from shoplift.storage import STORAGE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_MAX_BYTES = 2 * 1024 * 1024  # a detector-size frame is tens of KiB; refuse to inline more
@@ -58,7 +60,7 @@ def camera_snapshot_data_uri(camera_id: int | None) -> str:
             return ""
         with storage.open(name, "rb") as fh:
             data = fh.read()
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         logger.warning("snapshot not readable camera=%s name=%s error=%s", camera_id, name, exc)
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")

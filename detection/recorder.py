@@ -21,12 +21,12 @@ from pathlib import Path
 from django.core.files import File
 from django.db import close_old_connections, connection
 
-from alerts.clip_jobs import STORAGE_ERRORS
 from alerts.emitter import alert_clip_spooled, alert_clip_unrecorded, alert_event_close, alert_raise
 from alerts.models import clip_storage
 from detection.rules import Event, EventKey, EventPhase
 from detection.remux import write_snapshot
 from detection.ring import CodecParams, PacketRing, RingPacket, RingSnapshot
+from shoplift.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 

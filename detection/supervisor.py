@@ -14,12 +14,16 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
+import cv2
+import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, connection
 
 from alerts.clip_jobs import clip_jobs_sweep
 from cameras.models import Camera
+from cameras.zone_editor import camera_snapshot_save
 from detection.capture import CameraStream, StreamSpec
 from detection.detectors.base import Detector, DetectorConfigError
 from detection.detectors.registry import create_configured_detector
@@ -33,6 +37,7 @@ from detection.writer import Writer
 logger = logging.getLogger(__name__)
 
 JOIN_SECONDS = 2.0
+SNAPSHOT_SECONDS = 60.0  # how often each camera's picture in the zone editor is refreshed
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Supervisor:
         self.writer = Writer(stop=stop, name="detectors")
         self.recorder = ClipRecorder(stop=stop, rings=self._ring)
         self.inference: InferenceLoop | None = None
+        self._snapshot_at: dict[int, float] = {}
 
     # --- start-up, in order ------------------------------------------------------------------------
 
@@ -108,7 +114,7 @@ class Supervisor:
             self.start_inference()
             self.start_writer_and_sweeper()
             next_reload = time.monotonic() + self.reload_seconds
-            next_sweep = time.monotonic()
+            next_sweep = next_snapshots = time.monotonic()
             while not self.stop.wait(0.25):
                 now = time.monotonic()
                 if duration is not None and now - started >= duration:
@@ -117,6 +123,9 @@ class Supervisor:
                 if now >= next_reload:
                     next_reload = now + self.reload_seconds
                     self._guarded(self.reload)
+                if now >= next_snapshots:  # each camera's first frame soon, then every SNAPSHOT_SECONDS
+                    next_snapshots = now + 1.0
+                    self._guarded(self.save_snapshots)
                 if self.sweep and now >= next_sweep:
                     next_sweep = now + float(settings.CLIP_SWEEP_INTERVAL_SECONDS)
                     self._guarded(clip_jobs_sweep)
@@ -149,6 +158,18 @@ class Supervisor:
             self.rules = rules
             if self.inference is not None:
                 self.inference.replace_rules(rules)
+
+    def save_snapshots(self) -> None:
+        """Hand a camera's newest frame to the writer as the zone editor's picture: its first frame,
+        then one every SNAPSHOT_SECONDS (JPEG encoding and storage run on the writer thread, never
+        in capture or inference)."""
+        latest = self.inference.latest if self.inference is not None else {}
+        now = time.monotonic()
+        for camera_id, frame in list(latest.items()):
+            if camera_id not in self.streams or now - self._snapshot_at.get(camera_id, -SNAPSHOT_SECONDS) < SNAPSHOT_SECONDS:
+                continue
+            self._snapshot_at[camera_id] = now
+            self.writer.submit(partial(_save_snapshot, camera_id, frame.image), label="snapshot")
 
     def live_streams(self) -> Mapping[int, CameraStream]:
         return {camera_id: running.stream for camera_id, running in list(self.streams.items())}
@@ -201,3 +222,9 @@ class Supervisor:
         logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s", len(self.streams),
                     self.recorder.raised, self.recorder.suppressed, self.recorder.spooled)
         connection.close()  # this thread's; the supervisor may run in a thread of its own (tests)
+
+
+def _save_snapshot(camera_id: int, image: np.ndarray) -> None:
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if ok:
+        camera_snapshot_save(camera_id, jpeg.tobytes())
