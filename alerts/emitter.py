@@ -34,6 +34,8 @@ from detection.rules import Event
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_QUALITY = 85
+# A recording alert is abandoned when it is older than the longest clip plus this.
+RECORDING_GRACE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -186,3 +188,22 @@ def alert_clip_unrecorded(*, alert_id: int | None, reason: str) -> bool:
     )
     logger.error("clip not recorded alert=%s reason=%s", alert_id, reason)
     return bool(updated)
+
+
+def alert_recordings_abandon(*, now: datetime | None = None) -> int:
+    """Mark failed the alerts still `recording` long after any clip window could have ended: their
+    detector process died (killed, crashed, machine lost) before it spooled the clip. The alert
+    and its snapshot stay; staff see why there is no clip. Returns how many."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.CLIP_MAX_SECONDS + RECORDING_GRACE_SECONDS)
+    ids = Alert.objects.filter(clip_status=ClipStatus.RECORDING, clip_status_changed_at__lt=stale_before)
+    reason = "the detector process stopped before the clip was recorded"
+    return sum(alert_clip_unrecorded(alert_id=pk, reason=reason) for pk in ids.values_list("pk", flat=True)[:200])
+
+
+def alerts_sweep(*, now: datetime | None = None) -> int:
+    """The periodic sweep (Celery beat, and the first detector shard): abandoned recordings, then
+    clip jobs whose message was lost. Returns how many alerts it moved."""
+    from alerts.clip_jobs import clip_jobs_sweep
+
+    return alert_recordings_abandon(now=now) + clip_jobs_sweep(now=now)

@@ -5,7 +5,8 @@ from celery import shared_task
 from celery.app.task import Task
 from celery.signals import worker_ready
 
-from alerts.clip_jobs import clip_job_run, clip_jobs_sweep
+from alerts.clip_jobs import clip_job_run
+from alerts.emitter import alerts_sweep
 from alerts.metrics import serve_if_configured
 
 worker_ready.connect(serve_if_configured)
@@ -24,4 +25,4 @@ def build_clip(self: Task, alert_id: int) -> str:
 
 @shared_task(acks_late=True)
 def sweep_clip_jobs() -> int:
-    return clip_jobs_sweep()
+    return alerts_sweep()

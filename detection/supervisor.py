@@ -21,7 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from alerts.clip_jobs import clip_jobs_sweep
+from alerts.emitter import alerts_sweep
 from cameras.models import Camera
 from cameras.zone_editor import camera_snapshot_save
 from detection.capture import CameraStream, StreamSpec
@@ -128,7 +128,7 @@ class Supervisor:
                     self._guarded(self.save_snapshots)
                 if self.sweep and now >= next_sweep:
                     next_sweep = now + float(settings.CLIP_SWEEP_INTERVAL_SECONDS)
-                    self._guarded(clip_jobs_sweep)
+                    self._guarded(alerts_sweep)
         finally:
             self.shutdown()
 

@@ -14,11 +14,12 @@ import cv2
 import pytest
 
 from alerts.clips import clip_verify, file_sha256
+from alerts.emitter import alerts_sweep
 from alerts.models import Alert, ClipStatus
 from cameras.models import Camera
 from detection.supervisor import Selection, Supervisor
 from tests.support.clips import clip_settings  # noqa: F401
-from tests.support.factories import make_camera, make_site, make_zone
+from tests.support.factories import make_alert, make_camera, make_site, make_zone
 from tests.support.processes import ROOT, redis_server, start_worker, subprocess_env  # noqa: F401
 from tests.support.rtsp import MEDIA_DIR, file_mount, free_port, live_mount, require_gstreamer, rtsp_servers, wait_until  # noqa: F401
 from tests.support.video import Box, write_video
@@ -107,6 +108,26 @@ def test_sigterm_stops_within_5_s_and_spools_the_recording_clip_first(store, cli
     alert = Alert.objects.get()
     assert alert.clip_status == ClipStatus.QUEUED, alert.clip_error
     assert (clip_settings / alert.spool_name).exists()
+
+
+def test_a_killed_detector_leaves_no_alert_recording_forever(store, clip_settings, settings):
+    run = detectors(clip_dir=clip_settings)
+    try:
+        wait_until(lambda: Alert.objects.exists(), 40, message="alert raised")
+        run.kill()  # SIGKILL inside the post-roll: no chance to spool
+        run.wait(10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    alert = Alert.objects.get()
+    assert alert.clip_status == ClipStatus.RECORDING
+    later = alert.clip_status_changed_at + timedelta(seconds=settings.CLIP_MAX_SECONDS + 121)
+    newer = make_alert(store, at=later, clip_status=ClipStatus.RECORDING, clip_status_changed_at=later - timedelta(seconds=5))
+    assert alerts_sweep(now=later) == 1
+    alert.refresh_from_db()
+    assert alert.clip_status == ClipStatus.FAILED
+    assert alert.clip_error == "No clip: the detector process stopped before the clip was recorded."
+    assert Alert.objects.get(pk=newer.pk).clip_status == ClipStatus.RECORDING  # may still be recording somewhere
 
 
 def test_two_supervisors_on_the_same_camera_raise_one_alert(store, clip_settings):
