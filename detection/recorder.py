@@ -16,6 +16,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from django.core.files import File
@@ -34,6 +35,9 @@ SPOOL_FORMAT, SPOOL_SUFFIX = "mpegts", ".ts"  # carries H.264/H.265 as received,
 POLL_SECONDS = 0.25
 # After the window's end, wait this long for its last packets (a stalled camera) before spooling what came.
 LATE_PACKETS_SECONDS = 3.0
+# How long a spool write that fails (full disk, bucket down) is retried. Shorter than the sweeper's
+# grace for alerts left recording (alerts.emitter.RECORDING_GRACE_SECONDS), which would fail them.
+SPOOL_RETRY_SECONDS = 90.0
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Recording:
     packets: list[RingPacket] = field(default_factory=list)
     codec: CodecParams | None = None
     ended: Event | None = None
+    spool_attempts: int = 0
+    spool_give_up: float = 0.0  # monotonic time after which a failing spool write is abandoned
 
     @property
     def clip_start(self) -> float:
@@ -95,6 +101,7 @@ class ClipRecorder:
         self._rings = rings
         self._events: queue.Queue[Event] = queue.Queue(maxsize=max_events)
         self._recordings: dict[EventKey, Recording] = {}
+        self._unspooled: dict[int, tuple[float, Recording]] = {}  # alert id: (next try, recording)
         self._thread: threading.Thread | None = None
         self.raised = self.suppressed = self.spooled = self.dropped_events = self.failed = 0
         self.by_camera: dict[int, Counter[str]] = defaultdict(Counter)  # events / suppressed per camera, for metrics
@@ -119,7 +126,7 @@ class ClipRecorder:
 
     @property
     def recording(self) -> int:
-        return len(self._recordings)
+        return len(self._recordings) + len(self._unspooled)
 
     # --- the recorder thread ---------------------------------------------------------------------
 
@@ -130,7 +137,9 @@ class ClipRecorder:
             # Shutdown: take what the queue and the rings hold now, and spool every recording.
             self._step(time.time(), timeout=0)
             for key in list(self._recordings):
-                self._finish(key, shutting_down=True)
+                self._guarded(partial(self._finish, key, shutting_down=True))
+            for _, recording in self._unspooled.values():
+                self._guarded(self._spool, recording, True)
         finally:
             connection.close()
 
@@ -147,7 +156,11 @@ class ClipRecorder:
         for key, recording in list(self._recordings.items()):
             self._guarded(recording.collect)
             if recording.complete(now):
-                self._finish(key)
+                self._guarded(self._finish, key)
+        for alert_id, (due, recording) in list(self._unspooled.items()):
+            if time.monotonic() >= due:
+                del self._unspooled[alert_id]
+                self._guarded(self._spool, recording)
 
     def _guarded(self, job: Callable[..., object], *args: object) -> None:
         try:
@@ -186,6 +199,19 @@ class ClipRecorder:
         if not recording.packets or recording.codec is None:
             alert_clip_unrecorded(alert_id=recording.alert_id, reason="no video arrived from the camera for the clip window")
             return
+        first, last = recording.packets[0].recv_time, recording.packets[-1].recv_time
+        if last < recording.clip_end - 1.0:
+            logger.warning("clip cut short alert=%s camera=%s wanted_end=%.2f last_packet=%.2f reason=%s",
+                           recording.alert_id, recording.event.camera_name, recording.clip_end, last,
+                           "shutdown" if shutting_down else "camera stopped sending")
+        self._spool(recording, final=shutting_down)
+
+    def _spool(self, recording: Recording, final: bool = False) -> None:
+        """Write the recording's packets to the spool and queue the build. A full disk or an
+        unreachable bucket is retried with backoff for SPOOL_RETRY_SECONDS (the packets wait in
+        memory), then the alert is marked failed with the reason; this thread, which records every
+        camera's clips, goes on either way."""
+        assert recording.alert_id is not None
         snapshot = RingSnapshot(tuple(recording.packets), recording.codec, recording.clip_start, recording.clip_end)
         try:
             with tempfile.TemporaryDirectory(prefix="spool-") as tmp:
@@ -194,15 +220,18 @@ class ClipRecorder:
                 with path.open("rb") as fh:
                     name = clip_storage().save(f"spool/{recording.alert_id}{SPOOL_SUFFIX}", File(fh, name=path.name))
         except STORAGE_ERRORS as exc:
-            # A full disk or an unreachable bucket: say so on the alert, and keep this thread (it
-            # records every camera's clips) alive rather than let the error end it.
-            alert_clip_unrecorded(alert_id=recording.alert_id,
-                                  reason=f"the spool could not be stored ({exc.__class__.__name__}: {exc})")
+            error = f"{exc.__class__.__name__}: {exc}"
+            now = time.monotonic()
+            recording.spool_attempts += 1
+            recording.spool_give_up = recording.spool_give_up or now + SPOOL_RETRY_SECONDS
+            retry_in = min(2.0 ** recording.spool_attempts, 30.0)
+            if final or now + retry_in > recording.spool_give_up:
+                alert_clip_unrecorded(alert_id=recording.alert_id, reason=f"the spool could not be stored ({error})")
+                return
+            logger.warning("spool not stored alert=%s camera=%s attempt=%s retry_in=%.0f error=%s", recording.alert_id,
+                           recording.event.camera_name, recording.spool_attempts, retry_in, error)
+            self._unspooled[recording.alert_id] = (now + retry_in, recording)
             return
         first, last = recording.packets[0].recv_time, recording.packets[-1].recv_time
-        if last < recording.clip_end - 1.0:
-            logger.warning("clip cut short alert=%s camera=%s wanted_end=%.2f last_packet=%.2f reason=%s",
-                           recording.alert_id, recording.event.camera_name, recording.clip_end, last,
-                           "shutdown" if shutting_down else "camera stopped sending")
         alert_clip_spooled(alert_id=recording.alert_id, spool_name=name, clip_start=first, clip_end=last)
         self.spooled += 1

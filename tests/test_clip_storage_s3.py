@@ -41,6 +41,7 @@ from alerts.clip_jobs import clip_job_run, clip_storage_name
 from alerts.emitter import alert_raise
 from alerts.models import AccessAction, Alert, ClipAccess, ClipStatus, clip_storage
 from cameras.models import Camera, Role
+from detection import recorder as recorder_module
 from detection.recorder import ClipRecorder
 from detection.ring import CodecParams, PacketRing, RingPacket
 from detection.rules import Event, EventPhase
@@ -204,26 +205,41 @@ def ring_from(video: Path, *, received_at: float) -> PacketRing:
     return ring
 
 
-def record_one_event(camera: Camera, ring: PacketRing, at: float) -> Alert:
-    """Run the real recorder thread on one finished event and return its alert once it leaves `recording`."""
+def start_recording(camera: Camera, ring: PacketRing, at: float) -> tuple[ClipRecorder, threading.Event]:
+    """The real recorder thread, given one finished event."""
     stop = threading.Event()
     recorder = ClipRecorder(stop=stop, rings=lambda camera_id: ring).start()
     recorder.on_event(Event(
         phase=EventPhase.STARTED, camera_id=camera.pk, camera_name=camera.name, zone_id=None, zone_name="",
         event_type="zone_activity", score=0.8, threshold=0.5, start=at + 3, last_high=at + 4, end=at + 4,
         clip_start=at + 1, clip_end=at + 6, clip_final=True, trigger_at=at + 3))
-    deadline = time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            alert = Alert.objects.filter(camera=camera).first()
-            if alert is not None and alert.clip_status != ClipStatus.RECORDING:
-                return alert
-            time.sleep(0.1)
-        pytest.fail("the recorder did not finish the recording in 20 s")
-    finally:
-        stop.set()
-        assert recorder.join(10), "the recorder thread did not stop"
-        assert recorder.failed == 0
+    return recorder, stop
+
+
+def recorded(camera: Camera, seconds: float = 20) -> Alert:
+    """The camera's alert once it leaves `recording`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alert = Alert.objects.filter(camera=camera).first()
+        if alert is not None and alert.clip_status != ClipStatus.RECORDING:
+            return alert
+        time.sleep(0.1)
+    pytest.fail(f"the recorder did not finish the recording in {seconds:g} s")
+
+
+def stop_recorder(recorder: ClipRecorder, stop: threading.Event) -> None:
+    stop.set()
+    assert recorder.join(10), "the recorder thread did not stop"
+    assert recorder.failed == 0
+
+
+def unreachable_bucket(settings: Settings) -> dict[str, Any]:
+    """Point the clips storage at a port nothing listens on; returns the working configuration."""
+    clips = settings.STORAGES["clips"]
+    settings.STORAGES = {**settings.STORAGES, "clips": {**clips, "OPTIONS": {
+        **clips["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{free_port()}",
+        "client_config": Config(retries={"max_attempts": 1}, connect_timeout=2)}}}
+    return clips
 
 
 @pytest.mark.django_db(transaction=True)  # the recorder thread has its own database connection
@@ -232,7 +248,11 @@ def test_it_spools_a_recording_into_the_bucket_and_the_worker_builds_from_it(buc
     at = time.time() - 30
     ring = ring_from(make_video(width=320, height=240, seconds=8, gop=50, container="ts"), received_at=at)
 
-    alert = record_one_event(camera, ring, at)
+    recorder, stop = start_recording(camera, ring, at)
+    try:
+        alert = recorded(camera)
+    finally:
+        stop_recorder(recorder, stop)
 
     assert alert.clip_status == ClipStatus.QUEUED, alert.clip_error
     assert alert.spool_name == f"spool/{alert.pk}.ts" and bucket.has(alert.spool_name)
@@ -243,18 +263,43 @@ def test_it_spools_a_recording_into_the_bucket_and_the_worker_builds_from_it(buc
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_marks_the_alert_when_the_spool_cannot_reach_the_bucket_and_keeps_recording(
-    bucket: Bucket, settings: Settings
-) -> None:
+def test_a_spool_the_bucket_refuses_is_retried_and_stored_once_the_bucket_is_back(bucket: Bucket, settings: Settings) -> None:
     camera = make_camera(make_site("Main St"), "Aisle 3")
     at = time.time() - 30
     ring = ring_from(make_video(width=320, height=240, seconds=8, gop=50, container="ts"), received_at=at)
-    clips = settings.STORAGES["clips"]
-    settings.STORAGES = {**settings.STORAGES, "clips": {**clips, "OPTIONS": {
-        **clips["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        "client_config": Config(retries={"max_attempts": 1}, connect_timeout=2)}}}
+    working = unreachable_bucket(settings)
 
-    alert = record_one_event(camera, ring, at)  # also asserts the thread survived and stopped cleanly
+    recorder, stop = start_recording(camera, ring, at)
+    try:
+        deadline = time.monotonic() + 20
+        while not recorder._unspooled and time.monotonic() < deadline:  # the first write failed: waiting to retry
+            time.sleep(0.05)
+        assert recorder._unspooled, "the failed spool write was not kept for a retry"
+        assert Alert.objects.get(camera=camera).clip_status == ClipStatus.RECORDING
+        settings.STORAGES = {**settings.STORAGES, "clips": working}  # the bucket is back
+        alert = recorded(camera)
+    finally:
+        stop_recorder(recorder, stop)
+
+    assert alert.clip_status == ClipStatus.QUEUED, alert.clip_error
+    assert bucket.has(alert.spool_name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_spool_the_bucket_keeps_refusing_marks_the_alert_and_keeps_recording(
+    bucket: Bucket, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "SPOOL_RETRY_SECONDS", 5.0)
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    at = time.time() - 30
+    ring = ring_from(make_video(width=320, height=240, seconds=8, gop=50, container="ts"), received_at=at)
+    unreachable_bucket(settings)
+
+    recorder, stop = start_recording(camera, ring, at)
+    try:
+        alert = recorded(camera, seconds=40)
+    finally:
+        stop_recorder(recorder, stop)  # also asserts the thread survived and stopped cleanly
 
     assert alert.clip_status == ClipStatus.FAILED
     assert alert.clip_error.startswith("No clip: the spool could not be stored (EndpointConnectionError")
