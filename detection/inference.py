@@ -47,7 +47,6 @@ class InferenceLoop:
         self._on_event = on_event
         self.stop = stop
         self.stats = InferenceStats()
-        self.latest: dict[int, SampledFrame] = {}  # each camera's last inferred frame (the zone editor's snapshot)
         self._lock = threading.Lock()  # guards engine rule swaps against the loop
         self._thread: threading.Thread | None = None
 
@@ -108,7 +107,6 @@ class InferenceLoop:
                 detections = detect_batch(detector, frames, rules)
                 done = time.time()
                 for frame in frames:
-                    self.latest[frame.camera_id] = frame
                     own = [d for d in detections if d.camera_id == frame.camera_id]
                     events = self.engine.process(frame.camera_id, frame.captured_at, own, image=frame.image)
                     stats = self.stats.cameras[frame.camera_id]

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
+import av
+import av.error
 import cv2
-import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, connection
 
@@ -29,7 +30,7 @@ from detection.detectors.base import Detector, DetectorConfigError
 from detection.detectors.registry import create_configured_detector
 from detection.inference import InferenceLoop
 from detection.recorder import ClipRecorder
-from detection.ring import PacketRing
+from detection.ring import CodecParams, PacketRing, RingPacket
 from detection.rules import CameraRules, RuleConfig, RuleEngine
 from detection.selectors import camera_rules_list
 from detection.writer import Writer
@@ -160,16 +161,18 @@ class Supervisor:
                 self.inference.replace_rules(rules)
 
     def save_snapshots(self) -> None:
-        """Hand a camera's newest frame to the writer as the zone editor's picture: its first frame,
-        then one every SNAPSHOT_SECONDS (JPEG encoding and storage run on the writer thread, never
-        in capture or inference)."""
-        latest = self.inference.latest if self.inference is not None else {}
+        """Give the zone editor each camera's picture: its newest keyframe from the ring, at the
+        camera's full resolution, first as soon as there is one, then every SNAPSHOT_SECONDS.
+        Decoding and storing run on the writer thread, never in capture or inference."""
         now = time.monotonic()
-        for camera_id, frame in list(latest.items()):
-            if camera_id not in self.streams or now - self._snapshot_at.get(camera_id, -SNAPSHOT_SECONDS) < SNAPSHOT_SECONDS:
+        for camera_id, running in list(self.streams.items()):
+            if now - self._snapshot_at.get(camera_id, -SNAPSHOT_SECONDS) < SNAPSHOT_SECONDS:
+                continue
+            latest = running.stream.ring.snapshot(time.time(), time.time())  # snaps back to the last keyframe
+            if not latest.packets or latest.codec is None:
                 continue
             self._snapshot_at[camera_id] = now
-            self.writer.submit(partial(_save_snapshot, camera_id, frame.image), label="snapshot")
+            self.writer.submit(partial(_save_snapshot, camera_id, latest.packets[0], latest.codec), label="snapshot")
 
     def live_streams(self) -> Mapping[int, CameraStream]:
         return {camera_id: running.stream for camera_id, running in list(self.streams.items())}
@@ -224,7 +227,16 @@ class Supervisor:
         connection.close()  # this thread's; the supervisor may run in a thread of its own (tests)
 
 
-def _save_snapshot(camera_id: int, image: np.ndarray) -> None:
-    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if ok:
-        camera_snapshot_save(camera_id, jpeg.tobytes())
+def _save_snapshot(camera_id: int, keyframe: RingPacket, codec: CodecParams) -> None:
+    decoder = av.CodecContext.create(codec.codec_name, "r")
+    if codec.extradata:
+        decoder.extradata = codec.extradata
+    try:
+        frames = [*decoder.decode(av.Packet(keyframe.data)), *decoder.decode(None)]
+    except av.error.FFmpegError as exc:
+        logger.warning("snapshot not decoded camera_id=%s error=%s", camera_id, exc)
+        return
+    if frames:
+        ok, jpeg = cv2.imencode(".jpg", frames[0].to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            camera_snapshot_save(camera_id, jpeg.tobytes())
