@@ -86,10 +86,12 @@ class Recording:
             self.codec = snapshot.codec
             self.packets.extend(fresh)
 
-    def complete(self, now: float) -> bool:
+    def complete(self, now: float, newest: float | None) -> bool:
+        """The window is final and every packet of it has been collected: the camera has sent a
+        packet past its end (`newest`, read before the last collect), or it stalled too long."""
         if not self.final:
             return False
-        received_end = bool(self.packets) and self.packets[-1].recv_time >= self.clip_end
+        received_end = newest is not None and newest >= self.clip_end
         return received_end or now > self.clip_end + LATE_PACKETS_SECONDS
 
 
@@ -100,7 +102,8 @@ class ClipRecorder:
         self.stop = stop
         self._rings = rings
         self._events: queue.Queue[Event] = queue.Queue(maxsize=max_events)
-        self._recordings: dict[EventKey, Recording] = {}
+        self._recordings: dict[int, Recording] = {}  # by alert id
+        self._current: dict[EventKey, int] = {}  # the alert id of each key's event in progress
         self._unspooled: dict[int, tuple[float, Recording]] = {}  # alert id: (next try, recording)
         self._thread: threading.Thread | None = None
         self.raised = self.suppressed = self.spooled = self.dropped_events = self.failed = 0
@@ -136,8 +139,8 @@ class ClipRecorder:
                 self._step(time.time(), timeout=POLL_SECONDS)
             # Shutdown: take what the queue and the rings hold now, and spool every recording.
             self._step(time.time(), timeout=0)
-            for key in list(self._recordings):
-                self._guarded(partial(self._finish, key, shutting_down=True))
+            for alert_id in list(self._recordings):
+                self._guarded(partial(self._finish, alert_id, shutting_down=True))
             for _, recording in self._unspooled.values():
                 self._guarded(self._spool, recording, True)
         finally:
@@ -153,10 +156,11 @@ class ClipRecorder:
             except queue.Empty:
                 break
             self._guarded(self._handle, event)
-        for key, recording in list(self._recordings.items()):
+        for alert_id, recording in list(self._recordings.items()):
+            newest = recording.ring.newest  # before collecting: all packets up to it are in the ring
             self._guarded(recording.collect)
-            if recording.complete(now):
-                self._guarded(self._finish, key)
+            if recording.complete(now, newest):
+                self._guarded(self._finish, alert_id)
         for alert_id, (due, recording) in list(self._unspooled.items()):
             if time.monotonic() >= due:
                 del self._unspooled[alert_id]
@@ -170,8 +174,8 @@ class ClipRecorder:
             logger.exception("recorder step failed")
 
     def _handle(self, event: Event) -> None:
-        recording = self._recordings.get(event.key)
         if event.phase is EventPhase.STARTED:
+            self._current.pop(event.key, None)  # the rules ended the key's previous event before this one
             ring = self._rings(event.camera_id)
             result = alert_raise(event)
             if not result.created:
@@ -183,17 +187,24 @@ class ClipRecorder:
             if ring is None:
                 alert_clip_unrecorded(alert_id=result.alert_id, reason="the camera was removed before its clip was recorded")
                 return
-            self._recordings[event.key] = Recording(event=event, ring=ring, alert_id=result.alert_id)
-        elif recording is not None:
-            if event.phase is EventPhase.ENDED:
-                recording.ended = event
-                alert_event_close(alert_id=recording.alert_id, event=event)
-            elif event.phase is EventPhase.CAPPED:
-                recording.ended = event
+            assert result.alert_id is not None
+            # By alert, not by key: with a short dedup window the key's next alert can start
+            # while this clip's post-roll is still being recorded.
+            self._recordings[result.alert_id] = Recording(event=event, ring=ring, alert_id=result.alert_id)
+            self._current[event.key] = result.alert_id
+            return
+        recording = self._recordings.get(self._current.get(event.key, -1))
+        if recording is None:
+            return  # a suppressed event's phases: nothing is recorded for it
+        recording.ended = event
+        if event.phase is EventPhase.ENDED:
+            del self._current[event.key]
+            alert_event_close(alert_id=recording.alert_id, event=event)
 
-    def _finish(self, key: EventKey, *, shutting_down: bool = False) -> None:
-        recording = self._recordings.pop(key)
-        assert recording.alert_id is not None
+    def _finish(self, alert_id: int, *, shutting_down: bool = False) -> None:
+        recording = self._recordings.pop(alert_id)
+        if self._current.get(recording.event.key) == alert_id:
+            del self._current[recording.event.key]
         if shutting_down:
             self._guarded(recording.collect)
         if not recording.packets or recording.codec is None:

@@ -161,6 +161,7 @@ class PacketRing:
         self._evicted_for_bytes = 0
         self._discarded = 0
         self._warned_oversized = False
+        self._newest: float | None = None
 
     # --- writing (the capture thread) ----------------------------------------------------------
 
@@ -189,6 +190,7 @@ class PacketRing:
             self._bytes += packet.size
             self._packets += 1
             self._previous = packet
+            self._newest = packet.recv_time
             self._evict()
             return True
 
@@ -298,3 +300,8 @@ class PacketRing:
     def codec(self) -> CodecParams | None:
         with self._lock:
             return self._codec
+
+    @property
+    def newest(self) -> float | None:
+        """Receive time of the last packet pushed: every packet received up to it is in the ring."""
+        return self._newest

@@ -1,0 +1,103 @@
+"""The clip recorder thread against a ring filled live, as a camera's capture fills it.
+
+The ring is fed from a real H.264 file at its own pace, each packet stamped with the time it is
+pushed, so the recorder sees packets arrive the way they do from RTSP.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import av
+import pytest
+
+from alerts.models import Alert, ClipStatus
+from detection import recorder as recorder_module
+from detection.recorder import ClipRecorder
+from detection.ring import CodecParams, PacketRing, RingPacket
+from detection.rules import Event, EventPhase
+from tests.support.clips import clip_settings  # noqa: F401
+from tests.support.factories import make_camera, make_site
+from tests.support.rtsp import make_video, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the recorder thread has its own connection
+
+
+@pytest.fixture
+def live_ring() -> Iterator[PacketRing]:
+    """A ring that a feeder thread fills in real time (25 fps) until the test ends."""
+    video = make_video(width=320, height=240, seconds=30, gop=25, container="ts")
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        codec = CodecParams.from_stream(stream)
+        packets = [(bytes(p), p.pts, p.dts, p.duration or 0, stream.time_base, p.is_keyframe)
+                   for p in container.demux(stream) if p.size and p.pts is not None]
+    ring = PacketRing(window_seconds=10, max_bytes=64 * 1024 * 1024)
+    ring.set_codec(codec)
+    stop = threading.Event()
+
+    def feed() -> None:
+        for data, pts, dts, duration, time_base, key in packets:
+            if stop.wait(1 / 25):
+                return
+            ring.push(RingPacket(data=data, pts=pts, dts=dts, duration=duration, time_base=time_base,
+                                 is_keyframe=key, recv_time=time.time()))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    wait_until(lambda: ring.newest is not None and ring.stats().seconds >= 2.5, 10, message="ring filled")
+    yield ring
+    stop.set()
+    feeder.join(2)
+
+
+def event(camera_id: int, phase: EventPhase, *, start: float, clip_end: float, final: bool) -> Event:
+    return Event(phase=phase, camera_id=camera_id, camera_name="Aisle 3", zone_id=None, zone_name="",
+                 event_type="zone_activity", score=0.8, threshold=0.5, start=start, last_high=start,
+                 end=start if phase is EventPhase.ENDED else None, clip_start=start - 2, clip_end=clip_end,
+                 clip_final=final, trigger_at=start)
+
+
+@pytest.fixture
+def recorder(live_ring: PacketRing, clip_settings) -> Iterator[ClipRecorder]:  # noqa: F811
+    stop = threading.Event()
+    running = ClipRecorder(stop=stop, rings=lambda camera_id: live_ring).start()
+    yield running
+    stop.set()
+    assert running.join(10), "the recorder thread did not stop"
+    assert running.failed == 0
+
+
+def status(alert_id: int) -> str:
+    return Alert.objects.values_list("clip_status", flat=True).get(pk=alert_id)
+
+
+def test_a_clip_is_spooled_as_soon_as_a_packet_past_its_window_arrives(recorder, monkeypatch):
+    # A late-packet grace far longer than the test: only "a packet past the end came" can finish it.
+    monkeypatch.setattr(recorder_module, "LATE_PACKETS_SECONDS", 60.0)
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    now = time.time()
+    recorder.on_event(event(camera.pk, EventPhase.STARTED, start=now, clip_end=now + 1.0, final=True))
+    wait_until(lambda: Alert.objects.filter(camera=camera).exists(), 10, message="alert raised")
+    alert = Alert.objects.get(camera=camera)
+    wait_until(lambda: status(alert.pk) == ClipStatus.QUEUED, 10, message="clip spooled without the late-packet grace")
+    alert.refresh_from_db()
+    assert alert.clip_end.timestamp() >= now + 1.0 - 1 / 25  # nothing of the window was left out
+
+
+def test_the_next_alert_of_the_same_key_does_not_take_over_a_clip_still_recording(recorder, settings):
+    settings.DEDUP_WINDOW_SECONDS = 0  # every event of the key raises an alert
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    now = time.time()
+    first = event(camera.pk, EventPhase.STARTED, start=now, clip_end=now + 3.0, final=False)
+    recorder.on_event(first)
+    recorder.on_event(replace(first, phase=EventPhase.ENDED, end=now, clip_final=True))
+    # The rules start the key's next event while the first clip's post-roll is still recording.
+    recorder.on_event(event(camera.pk, EventPhase.STARTED, start=now + 1.0, clip_end=now + 4.0, final=True))
+    wait_until(lambda: Alert.objects.filter(camera=camera).count() == 2, 10, message="two alerts raised")
+    wait_until(lambda: {status(a.pk) for a in Alert.objects.filter(camera=camera)} == {ClipStatus.QUEUED}, 15,
+               message="both clips spooled")
+    spools = sorted(Alert.objects.filter(camera=camera).values_list("spool_name", flat=True))
+    assert len(set(spools)) == 2
