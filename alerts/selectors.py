@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from alerts.models import Alert, ClipAccess
@@ -12,6 +13,7 @@ from cameras.selectors import AnyUser, site_list_for
 
 PAGE_SIZE = 50
 POLL_LIMIT = 50
+EVENT_TYPES_CACHE_SECONDS = 60
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 
 
@@ -121,7 +123,14 @@ def alert_rows_for(*, user: AnyUser, ids: list[int]) -> list[Alert]:
 
 
 def alert_event_types_for(*, user: AnyUser) -> list[str]:
-    return list(_visible(user).order_by("event_type").values_list("event_type", flat=True).distinct())
+    """The event types among the user's alerts, for the list's filter. Cached a minute per user:
+    the DISTINCT scans every visible alert (tens of ms at 100,000), and the answer rarely changes."""
+    key = f"alerts:event-types:{user.pk}"
+    types = cache.get(key)
+    if types is None:
+        types = list(_visible(user).order_by("event_type").values_list("event_type", flat=True).distinct())
+        cache.set(key, types, EVENT_TYPES_CACHE_SECONDS)
+    return types
 
 
 def clip_access_list(*, alert: Alert, limit: int = 200) -> list[ClipAccess]:

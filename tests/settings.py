@@ -30,3 +30,6 @@ if "CELERY_BROKER_URL" not in os.environ:
         _sock.bind(("127.0.0.1", 0))
         os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{_sock.getsockname()[1]}/0"
     CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
+
+# Nothing cached survives from one test's data to the next; tests of a cache turn one on themselves.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

@@ -5,10 +5,11 @@ import re
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from alerts.models import Alert, ClipStatus, ReviewStatus
-from alerts.selectors import PAGE_SIZE, Cursor
+from alerts.selectors import PAGE_SIZE, Cursor, alert_event_types_for
 from cameras.models import Role
 from tests.support.clips import (  # noqa: F401  (fixtures)
     World,
@@ -230,6 +231,18 @@ def test_it_offers_only_the_users_sites_cameras_and_event_types(world: World) ->
     assert world.camera_a.name in html
     assert world.camera_b.name not in html and world.site_b.name not in html
     assert "Sweethearting" not in html
+
+
+def test_the_event_types_on_offer_are_cached_for_a_minute_per_user(world: World, settings, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "event-types"}}
+    viewer = world.users["viewer"]
+    first = alert_event_types_for(user=viewer)
+    make_alert(world.camera_a, at=T0, event_type="sweethearting")
+    with django_assert_num_queries(0):
+        assert alert_event_types_for(user=viewer) == first  # within the minute: the cached answer
+    cache.delete(f"alerts:event-types:{viewer.pk}")
+    assert "sweethearting" in alert_event_types_for(user=viewer)
+    assert "sweethearting" not in first
 
 
 def test_it_shows_a_user_without_any_site_an_empty_list(world: World) -> None:
