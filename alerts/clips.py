@@ -44,12 +44,12 @@ def clip_build(*, spool: Path, out: Path, expected_seconds: float | None = None,
     (it starts at the keyframe before the window) and shorter by one second (frames lost at the end).
     """
     started = time.perf_counter()
-    codec = _source_codec(spool)
-    transcoded = codec not in BROWSER_PLAYABLE
-    if transcoded:
-        _transcode_h264(spool, out)
-    else:
-        _remux(spool, out)
+    with _open(spool) as source:  # once: probing the MPEG-TS spool is most of a remux's time
+        if not source.streams.video:
+            raise ClipError("the spool file holds no video stream")
+        codec = str(source.streams.video[0].codec_context.name)
+        transcoded = codec not in BROWSER_PLAYABLE
+        (_transcode_h264 if transcoded else _remux)(source, out)
     frames, duration = clip_verify(out)
     if expected_seconds is not None and not (expected_seconds - 1.0 <= duration <= expected_seconds + max_extra_seconds):
         raise ClipError(
@@ -66,16 +66,9 @@ def _open(path: Path) -> av.container.InputContainer:
         raise ClipError(f"the spool file cannot be opened as video ({exc})") from exc
 
 
-def _source_codec(spool: Path) -> str:
-    with _open(spool) as container:
-        if not container.streams.video:
-            raise ClipError("the spool file holds no video stream")
-        return str(container.streams.video[0].codec_context.name)
-
-
-def _remux(spool: Path, out: Path) -> None:
+def _remux(source: av.container.InputContainer, out: Path) -> None:
     """Copy the packets into MP4 unchanged, timestamps rebased to start at 0."""
-    with _open(spool) as source, av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as target:
+    with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as target:
         in_stream = source.streams.video[0]
         out_stream = target.add_stream_from_template(in_stream)
         origin: int | None = None
@@ -105,9 +98,9 @@ def _remux(spool: Path, out: Path) -> None:
             raise ClipError("the spool file holds no video packets")
 
 
-def _transcode_h264(spool: Path, out: Path) -> None:
+def _transcode_h264(source: av.container.InputContainer, out: Path) -> None:
     """Decode and re-encode to H.264 (libx264). Only for codecs browsers can't play: it costs seconds of CPU."""
-    with _open(spool) as source, av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as target:
+    with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as target:
         in_stream = source.streams.video[0]
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
         out_stream = target.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": "23"})
