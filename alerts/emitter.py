@@ -89,15 +89,13 @@ def alert_raise(event: Event, *, window_seconds: float | None = None) -> RaiseRe
 
 
 def alert_event_close(*, alert_id: int, event: Event) -> bool:
-    """Record how an event ended (end time, final clip window, peak score) on its alert.
-
-    Only while the clip is still being recorded: once it is queued the window is what was spooled.
-    """
-    updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
-        event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
-        clip_end=epoch_to_datetime(event.clip_end),
-        score=Greatest(F("score"), event.score),
-    )
+    """Record how an event ended (end time, peak score) on its alert, and its final clip window
+    while the clip is still being recorded: once it is queued the window is what was spooled (an
+    event capped at CLIP_MAX_SECONDS ends long after its clip)."""
+    alert = Alert.objects.filter(pk=alert_id)
+    updated = alert.update(event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
+                           score=Greatest(F("score"), event.score))
+    alert.filter(clip_status=ClipStatus.RECORDING).update(clip_end=epoch_to_datetime(event.clip_end))
     return bool(updated)
 
 

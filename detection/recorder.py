@@ -182,29 +182,30 @@ class ClipRecorder:
                 self.suppressed += 1
                 self.by_camera[event.camera_id]["suppressed"] += 1
                 return
+            assert result.alert_id is not None
             self.raised += 1
             self.by_camera[event.camera_id]["events"] += 1
+            self._current[event.key] = result.alert_id  # until the event ends, even if its clip is done
             if ring is None:
                 alert_clip_unrecorded(alert_id=result.alert_id, reason="the camera was removed before its clip was recorded")
                 return
-            assert result.alert_id is not None
             # By alert, not by key: with a short dedup window the key's next alert can start
             # while this clip's post-roll is still being recorded.
             self._recordings[result.alert_id] = Recording(event=event, ring=ring, alert_id=result.alert_id)
-            self._current[event.key] = result.alert_id
             return
-        recording = self._recordings.get(self._current.get(event.key, -1))
-        if recording is None:
-            return  # a suppressed event's phases: nothing is recorded for it
-        recording.ended = event
+        alert_id = self._current.get(event.key)
+        if alert_id is None:
+            return  # a suppressed event's phases: it has no alert of its own
+        recording = self._recordings.get(alert_id)
+        if recording is not None:
+            recording.ended = event
         if event.phase is EventPhase.ENDED:
+            # A capped event ends long after its clip was spooled: its alert still gets the end time.
             del self._current[event.key]
-            alert_event_close(alert_id=recording.alert_id, event=event)
+            alert_event_close(alert_id=alert_id, event=event)
 
     def _finish(self, alert_id: int, *, shutting_down: bool = False) -> None:
         recording = self._recordings.pop(alert_id)
-        if self._current.get(recording.event.key) == alert_id:
-            del self._current[recording.event.key]
         if shutting_down:
             self._guarded(recording.collect)
         if not recording.packets or recording.codec is None:

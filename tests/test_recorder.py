@@ -101,3 +101,16 @@ def test_the_next_alert_of_the_same_key_does_not_take_over_a_clip_still_recordin
                message="both clips spooled")
     spools = sorted(Alert.objects.filter(camera=camera).values_list("spool_name", flat=True))
     assert len(set(spools)) == 2
+
+
+def test_an_event_that_ends_after_its_capped_clip_was_spooled_still_closes_its_alert(recorder):
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    now = time.time()
+    started = event(camera.pk, EventPhase.STARTED, start=now, clip_end=now + 1.0, final=False)
+    recorder.on_event(started)
+    recorder.on_event(replace(started, phase=EventPhase.CAPPED, clip_final=True))  # the window reached its cap
+    wait_until(lambda: Alert.objects.filter(camera=camera, clip_status=ClipStatus.QUEUED).exists(), 10,
+               message="capped clip spooled")
+    recorder.on_event(replace(started, phase=EventPhase.ENDED, end=now + 40, last_high=now + 40, clip_final=True))
+    wait_until(lambda: Alert.objects.get(camera=camera).event_end is not None, 10, message="event end recorded")
+    assert abs(Alert.objects.get(camera=camera).event_end.timestamp() - (now + 40)) < 0.01
