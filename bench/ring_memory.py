@@ -31,9 +31,7 @@ GOAL_RATIO = 100.0
 def decoded_bytes(snapshot: RingSnapshot) -> tuple[int, int]:
     """(frames, bytes) of the snapshot's packets decoded to BGR24."""
     assert snapshot.codec is not None
-    decoder = av.CodecContext.create(snapshot.codec.codec_name, "r")
-    if snapshot.codec.extradata:
-        decoder.extradata = snapshot.codec.extradata
+    decoder = snapshot.codec.decoder()
     frames = total = 0
     for packet in [*snapshot.packets, None]:
         for frame in decoder.decode(av.Packet(packet.data) if packet is not None else None):

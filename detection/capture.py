@@ -339,9 +339,7 @@ class _Decoder:
         return next_due + self._interval, True
 
     def _new_context(self, codec: CodecParams) -> Any:
-        ctx = av.CodecContext.create(codec.codec_name, "r")
-        if codec.extradata:
-            ctx.extradata = codec.extradata
+        ctx = codec.decoder()
         # Many cameras share two cores: one thread each beats oversubscribed frame threads.
         ctx.thread_count = 1
         if self._camera.spec.fast_decode:

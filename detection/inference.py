@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from detection.capture import CameraStream, SampledFrame
 from detection.detectors.base import Detector, detect_batch
 from detection.rules import Event, EventPhase, RuleEngine
+from detection.threads import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ class InferenceStats:
     cameras: dict[int, CameraStats] = field(default_factory=lambda: defaultdict(CameraStats))
 
 
-class InferenceLoop:
+class InferenceLoop(BackgroundThread):
+    thread_name = "inference"
+
     def __init__(self, *, engine: RuleEngine, detectors: Mapping[str, Detector],
                  streams: Callable[[], Mapping[int, CameraStream]], on_event: Callable[[Event], None],
                  stop: threading.Event) -> None:
@@ -48,18 +51,6 @@ class InferenceLoop:
         self.stop = stop
         self.stats = InferenceStats()
         self._lock = threading.Lock()  # guards engine rule swaps against the loop
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> InferenceLoop:
-        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
 
     def replace_rules(self, rules: Mapping[int, object]) -> None:
         """Called by the supervisor when cameras or zones change; events no longer watched end."""

@@ -27,6 +27,7 @@ from alerts.models import clip_storage
 from detection.rules import Event, EventKey, EventPhase
 from detection.remux import write_snapshot
 from detection.ring import CodecParams, PacketRing, RingPacket, RingSnapshot
+from detection.threads import BackgroundThread
 from shoplift.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -95,8 +96,10 @@ class Recording:
         return received_end or now > self.clip_end + LATE_PACKETS_SECONDS
 
 
-class ClipRecorder:
+class ClipRecorder(BackgroundThread):
     """Start with start(); post events with on_event() from any thread; stop the shared event to flush."""
+
+    thread_name = "clip-recorder"
 
     def __init__(self, *, stop: threading.Event, rings: Callable[[int], PacketRing | None], max_events: int = 1000) -> None:
         self.stop = stop
@@ -105,7 +108,6 @@ class ClipRecorder:
         self._recordings: dict[int, Recording] = {}  # by alert id
         self._current: dict[EventKey, int] = {}  # the alert id of each key's event in progress
         self._unspooled: dict[int, tuple[float, Recording]] = {}  # alert id: (next try, recording)
-        self._thread: threading.Thread | None = None
         self.raised = self.suppressed = self.spooled = self.dropped_events = self.failed = 0
         self.by_camera: dict[int, Counter[str]] = defaultdict(Counter)  # events / suppressed per camera, for metrics
 
@@ -115,17 +117,6 @@ class ClipRecorder:
         except queue.Full:
             self.dropped_events += 1
             logger.error("recorder queue full: event dropped camera=%s event_type=%s", event.camera_name, event.event_type)
-
-    def start(self) -> ClipRecorder:
-        self._thread = threading.Thread(target=self._run, name="clip-recorder", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
 
     @property
     def recording(self) -> int:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+import av
+
 if TYPE_CHECKING:
     import av.stream
 
@@ -55,6 +57,13 @@ class CodecParams:
             profile=ctx.profile,
             bit_rate=ctx.bit_rate or None,
         )
+
+    def decoder(self) -> Any:
+        """A decoding context for packets of this stream (parameter sets from the extradata)."""
+        ctx = av.CodecContext.create(self.codec_name, "r")
+        if self.extradata:
+            ctx.extradata = self.extradata
+        return ctx
 
     @property
     def plays_in_browsers(self) -> bool:

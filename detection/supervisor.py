@@ -228,9 +228,7 @@ class Supervisor:
 
 
 def _save_snapshot(camera_id: int, keyframe: RingPacket, codec: CodecParams) -> None:
-    decoder = av.CodecContext.create(codec.codec_name, "r")
-    if codec.extradata:
-        decoder.extradata = codec.extradata
+    decoder = codec.decoder()
     try:
         frames = [*decoder.decode(av.Packet(keyframe.data)), *decoder.decode(None)]
     except av.error.FFmpegError as exc:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from cameras.masking import mask_text
 from detection.capture import CameraStatus
+from detection.threads import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,15 @@ class WriterStats:
     statuses_written: int
 
 
-class Writer:
+class Writer(BackgroundThread):
     def __init__(self, *, stop: threading.Event, max_jobs: int = 1000, name: str = "writer") -> None:
         self.stop = stop
         self.name = name
+        self.thread_name = f"writer-{name}"
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_jobs)
         self._statuses: dict[int, CameraStatus] = {}
         self._status_lock = threading.Lock()
         self._wake_pending = False
-        self._thread: threading.Thread | None = None
         self._submitted = self._done = self._failed = self._dropped = self._statuses_written = 0
         self._last_drop_log = 0.0
 
@@ -85,19 +86,6 @@ class Writer:
     def stats(self) -> WriterStats:
         return WriterStats(self._submitted, self._done, self._failed, self._dropped, self._queue.qsize(),
                            self._statuses_written)
-
-    # --- lifecycle -----------------------------------------------------------------------------------
-
-    def start(self) -> Writer:
-        self._thread = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
 
     # --- the writer thread -----------------------------------------------------------------------------
 

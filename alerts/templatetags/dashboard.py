@@ -19,26 +19,24 @@ _BADGES = {
 }
 
 
+def _in_site_zone(value: datetime | None, time_zone: str, fmt: str) -> str:
+    return "—" if value is None else dateformat.format(value.astimezone(ZoneInfo(time_zone)), fmt)
+
+
 @register.filter
 def site_time(value: datetime | None, time_zone: str) -> str:
     """The moment in the site's own time zone, with the zone's abbreviation: evidence needs no guessing."""
-    if value is None:
-        return "—"
-    return dateformat.format(value.astimezone(ZoneInfo(time_zone)), "Y-m-d H:i:s T")
+    return _in_site_zone(value, time_zone, "Y-m-d H:i:s T")
 
 
 @register.filter
 def site_clock(value: datetime | None, time_zone: str) -> str:
-    if value is None:
-        return "—"
-    return dateformat.format(value.astimezone(ZoneInfo(time_zone)), "H:i:s")
+    return _in_site_zone(value, time_zone, "H:i:s")
 
 
 @register.filter
 def site_day(value: datetime | None, time_zone: str) -> str:
-    if value is None:
-        return "—"
-    return dateformat.format(value.astimezone(ZoneInfo(time_zone)), "D j M Y")
+    return _in_site_zone(value, time_zone, "D j M Y")
 
 
 @register.filter
