@@ -95,6 +95,8 @@ def alert_event_close(*, alert_id: int, event: Event) -> bool:
     alert = Alert.objects.filter(pk=alert_id)
     updated = alert.update(event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
                            score=Greatest(F("score"), event.score))
+    if event.track is not None:  # the person's track now reaches the event's last high sample
+        alert.update(track=_track_json(event))
     alert.filter(clip_status=ClipStatus.RECORDING).update(clip_end=epoch_to_datetime(event.clip_end))
     return bool(updated)
 
@@ -127,8 +129,14 @@ def _alert_create(event: Event, at: datetime) -> Alert:
         camera_id=event.camera_id, zone_id=zone_id, zone_name=event.zone_name, event_type=event.event_type,
         score=event.score, event_start=at, detected_at=timezone.now(),
         clip_start=epoch_to_datetime(event.clip_start), clip_end=epoch_to_datetime(event.clip_end),
-        clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(),
+        clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(), track=_track_json(event),
     )
+
+
+def _track_json(event: Event) -> dict[str, object] | None:
+    if event.track is None:
+        return None
+    return event.track.between(event.clip_start, event.clip_end).to_json()
 
 
 def _thumbnail_name(alert: Alert) -> str:

@@ -35,6 +35,7 @@ from alerts.selectors import (
 from alerts.services import alert_review, clip_access_record, clip_view_record
 from alerts.streaming import ranged_file_response
 from cameras.models import Role
+from detection.tracking.tracks import SKELETON
 from shoplift.auth import client_ip
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,21 @@ def _detail_context(request: HttpRequest, access: AlertAccess, review_form: Revi
         "accesses": clip_access_list(alert=alert) if access.can(Role.MANAGER) else None,
         "poll_seconds": settings.DASHBOARD_POLL_SECONDS,
         "admin_url": _admin_url(alert) if access.can(Role.MANAGER) and request.user.is_staff else "",
+        "track_overlay": _track_overlay(alert),
     }
+
+
+def _track_overlay(alert: Alert) -> dict[str, Any] | None:
+    """What static/js/track_overlay.js draws over the clip, or None where there is nothing to draw.
+
+    Given while the clip is still being built too: the player is swapped in by polling later.
+    """
+    track = alert.track
+    if (not isinstance(track, dict) or not track.get("points") or alert.clip_start is None
+            or alert.clip_status == ClipStatus.FAILED):
+        return None
+    # Points carry epoch seconds; the clip's first frame is at clip_start.
+    return {"clip_start": alert.clip_start.timestamp(), "skeleton": SKELETON, "track": track}
 
 
 def _admin_url(alert: Alert) -> str:

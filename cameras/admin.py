@@ -83,7 +83,7 @@ class SiteScopedAdmin(admin.ModelAdmin):
 class ZoneInline(ZoneEditorInlineMixin, admin.TabularInline):  # the zone editor: snapshot + click-to-draw polygons
     model = Zone
     extra = 0
-    fields = ("name", "enabled", "polygon", "threshold", "event_types")
+    fields = ("name", "kind", "enabled", "polygon", "threshold", "event_types")
 
     def _camera_manager(self, request: HttpRequest, obj: Camera | None) -> bool:
         return user_manages(request, None if obj is None else obj.site_id)

@@ -124,9 +124,22 @@ class Camera(models.Model):
         )
 
 
+class ZoneKind(models.TextChoices):
+    """What a zone is in the store; the person detector's behaviour rules read meaning from it."""
+
+    SHELF = "shelf", "Shelf (merchandise)"
+    CHECKOUT = "checkout", "Checkout"
+    EXIT = "exit", "Exit"
+    RESTRICTED = "restricted", "Restricted (staff only)"
+    IGNORE = "ignore", "Ignore (mask: nothing inside counts)"
+
+
 class Zone(models.Model):
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="zones")
     name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=ZoneKind.choices, default=ZoneKind.SHELF,
+                            help_text="Shelf, checkout, exit and restricted zones give the person detector's "
+                                      "events their meaning; an ignore zone masks the area for every detector.")
     polygon = models.JSONField(validators=[validate_polygon],
                                help_text="Points [[x, y], ...] as fractions of width and height (0–1).")
     enabled = models.BooleanField(default=True)
@@ -143,7 +156,7 @@ class Zone(models.Model):
         return f"{self.camera} / {self.name}" if self.camera_id else self.name
 
     def watches(self, event_type: str) -> bool:
-        return self.enabled and (not self.event_types or event_type in self.event_types)
+        return self.enabled and self.kind != ZoneKind.IGNORE and (not self.event_types or event_type in self.event_types)
 
 
 class SiteMembership(models.Model):

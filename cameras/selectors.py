@@ -35,3 +35,22 @@ def has_role(*, user: AnyUser, site_id: int, min_role: Role) -> bool:
 
 def camera_list_for(*, user: AnyUser, min_role: Role = Role.VIEWER) -> QuerySet[Camera]:
     return Camera.objects.filter(site__in=site_list_for(user=user, min_role=min_role)).select_related("site")
+
+
+class CameraNotFound(LookupError):
+    """A camera named on a command line matches no camera, or several."""
+
+
+def camera_by_label(text: str) -> Camera:
+    """The camera an operator names on a command line: its name, or 'Site / Camera' when names repeat."""
+    queryset = Camera.objects.select_related("site")
+    matches = list(queryset.filter(name=text))
+    if not matches and "/" in text:
+        site, _, name = (part.strip() for part in text.rpartition("/"))
+        matches = list(queryset.filter(site__name=site, name=name))
+    if not matches:
+        raise CameraNotFound(f"no camera named '{text}': give the name as in the admin, or 'Site / Camera'")
+    if len(matches) > 1:
+        sites = ", ".join(f"'{c.site.name} / {c.name}'" for c in matches)
+        raise CameraNotFound(f"'{text}' names {len(matches)} cameras ({sites}): say which, as 'Site / Camera'")
+    return matches[0]

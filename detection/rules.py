@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from detection.tracking.tracks import box_foot
+
 if TYPE_CHECKING:
     import numpy as np
 
     from detection.detectors.base import Box, Detection
+    from detection.tracking.tracks import TrackEvidence
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ def point_in_polygon(x: float, y: float, polygon: Sequence[Point]) -> bool:
     return inside
 
 
+# Zone kinds (cameras.models.ZoneKind's values; the frame loop does not import models).
+SHELF, CHECKOUT, EXIT, RESTRICTED, IGNORE = "shelf", "checkout", "exit", "restricted", "ignore"
+
+
 @dataclass(frozen=True)
 class ZoneRule:
     id: int
@@ -52,9 +59,11 @@ class ZoneRule:
     enabled: bool = True
     threshold: float | None = None
     event_types: frozenset[str] = frozenset()  # empty: every event type
+    kind: str = SHELF
 
     def watches(self, event_type: str) -> bool:
-        return self.enabled and (not self.event_types or event_type in self.event_types)
+        """An ignore zone watches nothing: it is a mask."""
+        return self.enabled and self.kind != IGNORE and (not self.event_types or event_type in self.event_types)
 
     def contains(self, x: float, y: float) -> bool:
         return point_in_polygon(x, y, self.polygon)
@@ -75,6 +84,10 @@ class CameraRules:
 
     def zone(self, zone_id: int | None) -> ZoneRule | None:
         return next((z for z in self.zones if z.id == zone_id), None)
+
+    def ignored(self, x: float, y: float) -> bool:
+        """The point lies in an enabled ignore zone (a mask)."""
+        return any(z.kind == IGNORE and z.enabled and z.contains(x, y) for z in self.zones)
 
 
 @dataclass(frozen=True)
@@ -121,18 +134,20 @@ def zones_for(detection: Detection, camera: CameraRules, config: RuleConfig) -> 
     A camera with zones counts only inside its enabled zones that watch the event type, so
     disabling a camera's only zone silences it rather than widening it to the whole frame.
     A boxed detection belongs to the zones containing its box's bottom-centre (where a person
-    stands); a frame-level score counts in every watching zone.
+    stands); a frame-level score counts in every watching zone. A boxed detection standing in an
+    ignore zone counts nowhere.
     """
     if detection.event_type in config.disabled_event_types:
         return []
     if not camera.zones:
         return [None] if detection.zone_id is None else []
+    if detection.box is not None and camera.ignored(*box_foot(detection.box)):
+        return []
     watching = [z for z in camera.zones if z.watches(detection.event_type)]
     if detection.zone_id is not None:
         return [z for z in watching if z.id == detection.zone_id]
     if detection.box is not None:
-        x1, _, x2, y2 = detection.box
-        foot = ((x1 + x2) / 2.0, y2)
+        foot = box_foot(detection.box)
         return [z for z in watching if z.contains(*foot)]
     return list(watching)
 
@@ -164,6 +179,8 @@ class Event:
     trigger_at: float  # the peak sample: its frame is the alert's snapshot
     trigger_box: Box | None = None
     trigger_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The person whose behaviour raised it, as of the latest high sample (person detector only).
+    track: TrackEvidence | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> EventKey:
@@ -177,6 +194,7 @@ class _Sample:
     high: bool
     box: Box | None = None
     image: Any = None  # kept only for high samples: a candidate snapshot
+    track: TrackEvidence | None = None  # kept only for high samples
 
 
 @dataclass
@@ -186,6 +204,7 @@ class _Open:
     peak: _Sample
     threshold: float
     capped: bool = False
+    track: TrackEvidence | None = None  # the latest high sample's
 
 
 @dataclass
@@ -229,19 +248,19 @@ class RuleEngine:
         camera = self._rules.get(camera_id)
         if camera is None:
             return []
-        best: dict[EventKey, tuple[float, Box | None]] = {}
+        best: dict[EventKey, Detection] = {}
         for detection in detections:
             if detection.camera_id != camera_id:
                 continue
             for zone in zones_for(detection, camera, self.config):
                 key = (camera_id, None if zone is None else zone.id, detection.event_type)
-                if key not in best or detection.score > best[key][0]:
-                    best[key] = (detection.score, detection.box)
+                if key not in best or detection.score > best[key].score:
+                    best[key] = detection
         keys = set(best) | {k for k in self._tracks if k[0] == camera_id}
         events: list[Event] = []
         for key in sorted(keys, key=lambda k: (k[1] is None, k[1] or 0, k[2])):
-            score, box = best.get(key, (0.0, None))
-            event = self._step(camera, key, at, score, box, image)
+            found = best.get(key)
+            event = self._step(camera, key, at, found, image)
             if event is not None:
                 events.append(event)
         return events
@@ -262,9 +281,10 @@ class RuleEngine:
         self._tracks.clear()
         return events
 
-    def _step(self, camera: CameraRules, key: EventKey, at: float, score: float, box: Box | None,
+    def _step(self, camera: CameraRules, key: EventKey, at: float, detection: Detection | None,
               image: Any) -> Event | None:
         cfg = self.config
+        score = detection.score if detection is not None else 0.0
         zone = camera.zone(key[1])
         threshold = threshold_for(camera, zone, key[2], cfg)
         track = self._tracks.get(key)
@@ -277,13 +297,16 @@ class RuleEngine:
                 track.window.clear()  # a gap in the feed: old samples say nothing about now
         track.last_at = at
         high = score >= threshold
-        sample = _Sample(at=at, score=score, high=high, box=box if high else None, image=image if high else None)
+        sample = _Sample(at=at, score=score, high=high)
+        if high and detection is not None:
+            sample.box, sample.image, sample.track = detection.box, image, detection.evidence
         track.window.append(sample)
         opened = track.open
 
         if opened is not None:
             if high:
                 opened.last_high = at
+                opened.track = sample.track or opened.track
                 if score > opened.peak.score:
                     opened.peak = sample
             elif at - opened.last_high > cfg.quiet_seconds:
@@ -298,7 +321,8 @@ class RuleEngine:
         highs = [s for s in track.window if s.high]
         if len(highs) >= cfg.smoothing_k:
             peak = max(highs, key=lambda s: s.score)
-            opened = track.open = _Open(start=highs[0].at, last_high=highs[-1].at, peak=peak, threshold=threshold)
+            opened = track.open = _Open(start=highs[0].at, last_high=highs[-1].at, peak=peak, threshold=threshold,
+                                        track=next((s.track for s in reversed(highs) if s.track), None))
             opened.capped = self._uncapped_length(camera, opened) >= cfg.clip_max_seconds
             return self._event(EventPhase.STARTED, camera, key, opened)
         if not highs:
@@ -327,7 +351,7 @@ class RuleEngine:
             threshold=opened.threshold, start=opened.start, last_high=opened.last_high,
             end=opened.last_high if phase is EventPhase.ENDED else None, clip_start=clip_start, clip_end=clip_end,
             clip_final=phase is not EventPhase.STARTED or opened.capped, trigger_at=opened.peak.at,
-            trigger_box=opened.peak.box, trigger_image=opened.peak.image,
+            trigger_box=opened.peak.box, trigger_image=opened.peak.image, track=opened.track,
         )
 
 

@@ -15,7 +15,7 @@ from detection.rules import CameraRules, ZoneRule
 def zone_rule_from(zone: Zone) -> ZoneRule:
     return ZoneRule(
         id=zone.pk, name=zone.name, polygon=tuple((float(x), float(y)) for x, y in zone.polygon),
-        enabled=zone.enabled, threshold=zone.threshold, event_types=frozenset(zone.event_types or ()),
+        enabled=zone.enabled, threshold=zone.threshold, event_types=frozenset(zone.event_types or ()), kind=zone.kind,
     )
 
 

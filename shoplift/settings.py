@@ -309,7 +309,7 @@ if CLIP_PRE_SECONDS >= RING_SECONDS:
     )
 RING_MAX_BYTES = _read("RING_MAX_BYTES", _positive_int, 64 * 1024 * 1024, "bytes, a positive integer (cap per camera)")
 DETECTION_FPS = _read("DETECTION_FPS", _ranged(0.1, 30.0), 5.0, "frames per second, from 0.1 to 30")
-DETECTOR = _read("DETECTOR", str, "motion", "a detector name such as motion or torchscript")
+DETECTOR = _read("DETECTOR", str, "person", "a detector name: person, motion or torchscript")
 CAPTURE_OPEN_TIMEOUT_SECONDS = _read("CAPTURE_OPEN_TIMEOUT_SECONDS", _ranged(0.5, 120.0), 5.0, "seconds, from 0.5 to 120")
 CAPTURE_WATCHDOG_SECONDS = _read("CAPTURE_WATCHDOG_SECONDS", _ranged(1.0, 600.0), 10.0, "seconds, from 1 to 600")
 CAPTURE_BACKOFF_CAP_SECONDS = _read("CAPTURE_BACKOFF_CAP_SECONDS", _ranged(1.0, 3600.0), 30.0, "seconds, from 1 to 3600")
@@ -442,5 +442,31 @@ MOTION_BACKGROUND_SECONDS = _read("MOTION_BACKGROUND_SECONDS", _ranged(0.5, 3600
                                   "seconds, from 0.5 to 3600")
 MOTION_PRESENCE_SCORE = _read("MOTION_PRESENCE_SCORE", _ranged(0.0, 1.0), 0.2,
                               "the activity score that counts as presence for loitering, from 0 to 1")
+# Person detector (detection/detectors/person): NanoDet people, tracking, BlazePose keypoints for
+# people at shelves, and the behaviour rules of detection/behaviour/rules.py.
+PERSON_INPUT_SIZE = _read("PERSON_INPUT_SIZE", _size, (960, 540),
+                          "WIDTHxHEIGHT in pixels such as 960x540 (sampled frames given to the person detector)")
+PERSON_MIN_SCORE = _read("PERSON_MIN_SCORE", _ranged(0.05, 1.0), 0.4,
+                         "the person model's confidence that counts as a person, from 0.05 to 1")
+PERSON_MOTION_GATE = _read("PERSON_MOTION_GATE", _bool, True,
+                           "true or false: skip the person model on frames of a camera where nothing moves")
+PERSON_STATIONARY_SECONDS = _read("PERSON_STATIONARY_SECONDS", _ranged(0.0, 60.0), 1.0,
+                                  "seconds between model runs on still people when nothing moves, from 0 to 60")
+PERSON_TRACK_MAX_AGE_SECONDS = _read("PERSON_TRACK_MAX_AGE_SECONDS", _ranged(0.1, 30.0), 2.0,
+                                     "seconds a person may be hidden and keep their track, from 0.1 to 30")
+PERSON_MODELS_DIR = _read("PERSON_MODELS_DIR", Path, None,
+                          "a folder holding the person detector's model files and PROVENANCE.json")
+PERSON_DWELL_SECONDS = _read("PERSON_DWELL_SECONDS", _ranged(0.0, 3600.0), 20.0,
+                             "seconds at a shelf before person_dwell, from 0 to 3600")
+SHELF_VISIT_SECONDS = _read("SHELF_VISIT_SECONDS", _ranged(0.0, 3600.0), 1.0,
+                            "seconds at shelves before an exit counts as exit_without_checkout, from 0 to 3600")
+CONCEALMENT_WINDOW_SECONDS = _read("CONCEALMENT_WINDOW_SECONDS", _ranged(0.1, 60.0), 3.0,
+                                   "seconds from a reach into a shelf to the hand at the body, from 0.1 to 60")
+CONCEALMENT_HOLD_SECONDS = _read("CONCEALMENT_HOLD_SECONDS", _ranged(0.0, 60.0), 1.0,
+                                 "seconds at the body for a full concealment score, from 0 to 60")
+RESTRICTED_SECONDS = _read("RESTRICTED_SECONDS", _ranged(0.0, 3600.0), 2.0,
+                           "seconds in a restricted zone for a full restricted_entry score, from 0 to 3600")
+INFERENCE_THREADS = _read("INFERENCE_THREADS", _positive_int, 2,
+                          "threads for the person detector's models (ONNX Runtime), a positive integer")
 TORCHSCRIPT_MODEL_PATH = _read("TORCHSCRIPT_MODEL_PATH", Path, None, "the path of a TorchScript model file (.pt)")
 TORCH_THREADS = _read("TORCH_THREADS", _positive_int, 2, "threads for torch inference, a positive integer")

@@ -80,7 +80,7 @@ def camera_form(site_id: int, name: str, url: str = "rtsp://admin:s3cret@10.0.0.
 def test_it_lets_a_manager_add_a_camera_with_a_zone_at_their_site(world):
     client = login("manager_a")
     data = camera_form(world["site_a"].pk, "Till", **{
-        "zones-TOTAL_FORMS": "1", "zones-0-name": "Counter", "zones-0-enabled": "on",
+        "zones-TOTAL_FORMS": "1", "zones-0-name": "Counter", "zones-0-kind": "checkout", "zones-0-enabled": "on",
         "zones-0-polygon": "[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]", "zones-0-threshold": "0.7",
         "zones-0-event_types": "[]",
     })
@@ -88,13 +88,26 @@ def test_it_lets_a_manager_add_a_camera_with_a_zone_at_their_site(world):
     assert response.status_code == 302, response.content.decode()[:3000]
     camera = Camera.objects.get(name="Till")
     assert camera.site == world["site_a"]
-    assert Zone.objects.get(camera=camera).threshold == 0.7
+    zone = Zone.objects.get(camera=camera)
+    assert (zone.threshold, zone.kind) == (0.7, "checkout")
+
+
+def test_it_rejects_an_unknown_zone_kind_in_the_admin_naming_the_choices(world):
+    client = login("manager_a")
+    data = camera_form(world["site_a"].pk, "Till", **{
+        "zones-TOTAL_FORMS": "1", "zones-0-name": "Counter", "zones-0-kind": "cash_desk", "zones-0-enabled": "on",
+        "zones-0-polygon": "[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]", "zones-0-event_types": "[]",
+    })
+    response = client.post("/admin/cameras/camera/add/", data)
+    assert response.status_code == 200
+    assert "Select a valid choice. cash_desk is not one of the available choices." in response.content.decode()
+    assert not Camera.objects.filter(name="Till").exists()
 
 
 def test_it_rejects_a_malformed_zone_in_the_admin_with_the_reason(world):
     client = login("manager_a")
     data = camera_form(world["site_a"].pk, "Till", **{
-        "zones-TOTAL_FORMS": "1", "zones-0-name": "Bow tie", "zones-0-enabled": "on",
+        "zones-TOTAL_FORMS": "1", "zones-0-name": "Bow tie", "zones-0-kind": "shelf", "zones-0-enabled": "on",
         "zones-0-polygon": "[[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]", "zones-0-event_types": "[]",
     })
     response = client.post("/admin/cameras/camera/add/", data)
@@ -115,7 +128,7 @@ def test_it_never_shows_stream_passwords_and_keeps_them_when_the_mask_is_submitt
     masked = expected.replace("s3cret", "****")
     data = camera_form(cam_a.site_id, "Aisle A", url=masked, channel=str(cam_a.channel), **{
         "zones-TOTAL_FORMS": "1", "zones-INITIAL_FORMS": "1", "zones-0-id": str(world["zone_a"].pk),
-        "zones-0-camera": str(cam_a.pk), "zones-0-name": "Shelf A", "zones-0-enabled": "on",
+        "zones-0-camera": str(cam_a.pk), "zones-0-name": "Shelf A", "zones-0-kind": "shelf", "zones-0-enabled": "on",
         "zones-0-polygon": str(SQUARE), "zones-0-event_types": "[]",
     })
     response = client.post(f"/admin/cameras/camera/{cam_a.pk}/change/", data)

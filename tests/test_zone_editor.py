@@ -44,7 +44,7 @@ def change_form(camera, zone, polygon):
         "threshold": "", "pre_seconds": "", "during_seconds": "", "post_seconds": "", "ring_seconds": "",
         "zones-TOTAL_FORMS": "1", "zones-INITIAL_FORMS": "1", "zones-MIN_NUM_FORMS": "0", "zones-MAX_NUM_FORMS": "1000",
         "zones-0-id": str(zone.pk), "zones-0-camera": str(camera.pk), "zones-0-name": zone.name,
-        "zones-0-enabled": "on", "zones-0-polygon": json.dumps(polygon), "zones-0-threshold": "",
+        "zones-0-kind": "shelf", "zones-0-enabled": "on", "zones-0-polygon": json.dumps(polygon), "zones-0-threshold": "",
         "zones-0-event_types": "[]",
     }
 

@@ -10,7 +10,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from detection.capture import SampledFrame
     from detection.rules import CameraRules
+    from detection.tracking.tracks import TrackEvidence
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ class Detection:
     """One scored observation on one camera's frame.
 
     `box` is normalized (x1, y1, x2, y2) in [0, 1] or None for a frame-level score. `zone_id` is
-    set only by detectors that score zones themselves (motion); otherwise the rules place the
-    detection in a zone from its box.
+    set by detectors that score zones themselves (motion, person); otherwise the rules place the
+    detection in a zone from its box. `evidence` is the person's track behind it (person detector).
     """
 
     camera_id: int
@@ -38,6 +39,7 @@ class Detection:
     score: float
     box: Box | None = None
     zone_id: int | None = None
+    evidence: TrackEvidence | None = field(default=None, compare=False, repr=False)
 
 
 class DetectorConfigError(ImproperlyConfigured):

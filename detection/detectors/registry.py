@@ -18,6 +18,7 @@ D = TypeVar("D", bound=type[Detector])
 
 _BUILTIN: dict[str, str] = {
     "motion": "detection.detectors.motion",
+    "person": "detection.detectors.person.detector",
     "torchscript": "detection.detectors.torchscript",
 }
 _REGISTRY: dict[str, type[Detector]] = {}
@@ -64,6 +65,8 @@ def create_detector(name: str, **options: Any) -> Detector:
 
 def detector_options(name: str) -> dict[str, Any]:
     """The options a built-in detector takes from the deployment's settings (read when called)."""
+    from detection.behaviour.rules import BehaviourConfig
+
     if name == "motion":
         return {
             "input_size": settings.MOTION_INPUT_SIZE,
@@ -72,6 +75,23 @@ def detector_options(name: str) -> dict[str, Any]:
             "background_seconds": settings.MOTION_BACKGROUND_SECONDS,
             "presence_score": settings.MOTION_PRESENCE_SCORE,
             "dwell_seconds": settings.LOITERING_DWELL_SECONDS,
+        }
+    if name == "person":
+        return {
+            "input_size": settings.PERSON_INPUT_SIZE,
+            "models_dir": settings.PERSON_MODELS_DIR,
+            "threads": settings.INFERENCE_THREADS,
+            "min_score": settings.PERSON_MIN_SCORE,
+            "motion_gate": settings.PERSON_MOTION_GATE,
+            "stationary_seconds": settings.PERSON_STATIONARY_SECONDS,
+            "track_max_age": settings.PERSON_TRACK_MAX_AGE_SECONDS,
+            "behaviour": BehaviourConfig(
+                dwell_seconds=settings.PERSON_DWELL_SECONDS,
+                shelf_visit_seconds=settings.SHELF_VISIT_SECONDS,
+                concealment_window_seconds=settings.CONCEALMENT_WINDOW_SECONDS,
+                concealment_hold_seconds=settings.CONCEALMENT_HOLD_SECONDS,
+                restricted_seconds=settings.RESTRICTED_SECONDS,
+            ),
         }
     if name == "torchscript":
         if settings.TORCHSCRIPT_MODEL_PATH is None:

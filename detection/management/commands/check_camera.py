@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cameras.masking import mask_url
-from cameras.models import Camera
+from cameras.selectors import CameraNotFound, camera_by_label
 from detection.probe import StreamError, format_report, probe_stream
 
 
@@ -37,7 +37,10 @@ class Command(BaseCommand):
             streams = [("stream", camera)]
             pre, ring = settings.CLIP_PRE_SECONDS, settings.RING_SECONDS
         else:
-            row = _find_camera(camera)
+            try:
+                row = camera_by_label(camera)
+            except CameraNotFound as exc:
+                raise CommandError(f"{exc}, or an rtsp:// URL") from None
             label = f"camera '{row.name}' ({row.site.name})"
             streams = [("evidence stream", row.stream_url)]
             if row.detect_url:
@@ -54,16 +57,3 @@ class Command(BaseCommand):
             self.stdout.write(format_report(report, label=role))
         self.stdout.write(self.style.SUCCESS(f"{label}: OK"))
 
-
-def _find_camera(text: str) -> Camera:
-    queryset = Camera.objects.select_related("site")
-    matches = list(queryset.filter(name=text))
-    if not matches and "/" in text:
-        site, _, name = (part.strip() for part in text.rpartition("/"))
-        matches = list(queryset.filter(site__name=site, name=name))
-    if not matches:
-        raise CommandError(f"no camera named '{text}': give the name as in the admin, 'Site / Camera', or an rtsp:// URL")
-    if len(matches) > 1:
-        sites = ", ".join(f"'{c.site.name} / {c.name}'" for c in matches)
-        raise CommandError(f"'{text}' names {len(matches)} cameras ({sites}): say which, as 'Site / Camera'")
-    return matches[0]

@@ -1,0 +1,1 @@
+"""Behaviour rules that turn people's tracks and keypoints over zone kinds into detections."""
