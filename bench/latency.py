@@ -159,7 +159,7 @@ def setup_world(urls: list[str]) -> tuple[str, int]:
 
     site = Site.objects.create(name="Bench St", time_zone="Europe/London")
     for n, url in enumerate(urls, start=1):
-        camera = Camera.objects.create(site=site, name=f"Aisle {n}", channel=n, stream_url=url)
+        camera = Camera.objects.create(site=site, name=f"Aisle {n}", channel=n, stream_url=url, detector="motion")
         Zone.objects.create(camera=camera, name="Shelf", polygon=SHELF)
     viewer = get_user_model().objects.create_user(username="viewer", password="bench-password-123")
     SiteMembership.objects.create(user=viewer, site=site, role=Role.VIEWER)

@@ -47,7 +47,7 @@ def scene() -> Path:
 @pytest.fixture
 def store(scene, rtsp_servers, clip_settings):  # noqa: F811
     server = rtsp_servers([file_mount("/scene", scene)])
-    camera = make_camera(make_site("Main St"), "Aisle 3", stream_url=server.url("/scene"))
+    camera = make_camera(make_site("Main St"), "Aisle 3", stream_url=server.url("/scene"), detector="motion")
     make_zone(camera, "Shelf", polygon=SHELF)
     return camera
 
@@ -144,7 +144,7 @@ def test_processes_split_the_cameras_and_each_raises_its_own_alert(store, rtsp_s
     # Two cameras over two processes (what --shard I/N does across machines): each camera is
     # captured by exactly one of them, and each raises its alert once.
     server = rtsp_servers([file_mount("/scene", scene)])
-    other = make_camera(store.site, "Aisle 4", stream_url=server.url("/scene"))
+    other = make_camera(store.site, "Aisle 4", stream_url=server.url("/scene"), detector="motion")
     make_zone(other, "Shelf", polygon=SHELF)
     run = detectors("--processes", "2", "--duration", "16", clip_dir=clip_settings)
     assert run.wait(60) == 0, output(run)
@@ -157,7 +157,7 @@ def test_processes_split_the_cameras_and_each_raises_its_own_alert(store, rtsp_s
 
 def test_it_isolates_a_broken_camera_and_picks_up_changes_without_a_restart(store, rtsp_servers, clip_settings, settings):  # noqa: F811
     settings.EVENT_QUIET_SECONDS = 2
-    broken = make_camera(store.site, "Back door", stream_url=f"rtsp://127.0.0.1:{free_port()}/nothing")
+    broken = make_camera(store.site, "Back door", stream_url=f"rtsp://127.0.0.1:{free_port()}/nothing", detector="motion")
     stop = threading.Event()
     supervisor = Supervisor(Selection(), stop=stop, sweep=False, reload_seconds=1)
     thread = threading.Thread(target=supervisor.run, daemon=True)
@@ -171,7 +171,7 @@ def test_it_isolates_a_broken_camera_and_picks_up_changes_without_a_restart(stor
         assert Camera.objects.get(pk=store.pk).online
 
         extra_server = rtsp_servers([live_mount("/live")])
-        added = make_camera(store.site, "Till", stream_url=extra_server.url("/live"))
+        added = make_camera(store.site, "Till", stream_url=extra_server.url("/live"), detector="motion")
         wait_until(lambda: added.pk in supervisor.streams, 30, message="new camera started")
         wait_until(lambda: supervisor.streams[added.pk].stream.counters().frames_sampled > 0, 30,
                    message="frames from the new camera")

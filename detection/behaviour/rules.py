@@ -174,18 +174,17 @@ class BehaviourRules:
         result = None
         for wrist in (LEFT_WRIST, RIGHT_WRIST):
             x, y, score = keypoints[wrist]
+            # A hand out of sight still gets a position from the pose model, inferred from the arm:
+            # inside the region it is behind the body or in a pocket, either way it counts. A hand
+            # at the body is never a reach, even where the shelf zone is drawn behind the person.
+            at_body = region is not None and region[0] <= x <= region[2] and region[1] <= y <= region[3]
             visible = score >= cfg.keypoint_min_score
-            reached = next((z for z in shelves if visible and z.contains(x, y)), None)
+            reached = None if at_body else next((z for z in shelves if visible and z.contains(x, y)), None)
             if reached is not None:
                 state.reach[wrist] = (reached.id, at)
                 continue
             last = state.reach.get(wrist)
-            if last is None or at - last[1] > cfg.concealment_window_seconds or region is None:
-                continue
-            # A hand out of sight still gets a position from the pose model, inferred from the arm:
-            # inside the region it is behind the body or in a pocket, either way it counts.
-            rx1, ry1, rx2, ry2 = region
-            if rx1 <= x <= rx2 and ry1 <= y <= ry2:
+            if at_body and last is not None and at - last[1] <= cfg.concealment_window_seconds:
                 result = next((z for z in shelves if z.id == last[0]), result)
         return result
 

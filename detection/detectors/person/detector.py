@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 PERSON_MODEL = "nanodet.onnx"
 POSE_MODEL = "pose_landmark_full.onnx"
+TRACK_CONTINUE_FRACTION = 0.75
 
 
 @dataclass
@@ -78,7 +79,10 @@ class PersonDetector(Detector):
         people_model = model_file(PERSON_MODEL, models_dir)
         pose_model = model_file(POSE_MODEL, models_dir)
         try:
-            self.people_model = NanoDet(onnx_session(people_model, threads=threads), score_threshold=min_score)
+            # Boxes somewhat below min_score may continue a track (a person half hidden) but never
+            # start one: the tracker's new_track_score is min_score (ByteTrack's two thresholds).
+            self.people_model = NanoDet(onnx_session(people_model, threads=threads),
+                                        score_threshold=min_score * TRACK_CONTINUE_FRACTION)
             self.pose_model = BlazePose(onnx_session(pose_model, threads=threads))
         except ValueError as exc:  # the graph loaded but is not the model this code decodes
             raise DetectorConfigError(f"person detector: {exc}") from None
@@ -126,7 +130,8 @@ class PersonDetector(Detector):
         state = self._cameras.get(camera_id)
         if state is None:
             state = self._cameras[camera_id] = _Camera(
-                tracker=Tracker(max_age=self.track_max_age), behaviour=BehaviourRules(self.behaviour_config))
+                tracker=Tracker(max_age=self.track_max_age, new_track_score=self.min_score),
+                behaviour=BehaviourRules(self.behaviour_config))
         return state
 
     def _needs_model(self, frame: SampledFrame, state: _Camera) -> bool:
