@@ -454,6 +454,8 @@ PERSON_STATIONARY_SECONDS = _read("PERSON_STATIONARY_SECONDS", _ranged(0.0, 60.0
                                   "seconds between model runs on still people when nothing moves, from 0 to 60")
 PERSON_TRACK_MAX_AGE_SECONDS = _read("PERSON_TRACK_MAX_AGE_SECONDS", _ranged(0.1, 30.0), 2.0,
                                      "seconds a person may be hidden and keep their track, from 0.1 to 30")
+PERSON_POSE_MODEL = _read("PERSON_POSE_MODEL", lambda raw: _choice("FULL", "LITE")(raw).lower(), "full",
+                          "full or lite (BlazePose lite: about half the time per person, less precise hands)")
 PERSON_MODELS_DIR = _read("PERSON_MODELS_DIR", Path, None,
                           "a folder holding the person detector's model files and PROVENANCE.json")
 PERSON_DWELL_SECONDS = _read("PERSON_DWELL_SECONDS", _ranged(0.0, 3600.0), 20.0,

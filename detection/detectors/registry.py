@@ -85,6 +85,7 @@ def detector_options(name: str) -> dict[str, Any]:
             "motion_gate": settings.PERSON_MOTION_GATE,
             "stationary_seconds": settings.PERSON_STATIONARY_SECONDS,
             "track_max_age": settings.PERSON_TRACK_MAX_AGE_SECONDS,
+            "pose_model": settings.PERSON_POSE_MODEL,
             "behaviour": BehaviourConfig(
                 dwell_seconds=settings.PERSON_DWELL_SECONDS,
                 shelf_visit_seconds=settings.SHELF_VISIT_SECONDS,

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PERSON_MODEL = "nanodet.onnx"
-POSE_MODEL = "pose_landmark_full.onnx"
+POSE_MODELS = {"full": "pose_landmark_full.onnx", "lite": "pose_landmark_lite.onnx"}
 TRACK_CONTINUE_FRACTION = 0.75
 
 
@@ -71,19 +71,21 @@ class PersonDetector(Detector):
 
     def __init__(self, *, input_size: tuple[int, int] = (960, 540), models_dir: Path | None = None,
                  threads: int = 2, min_score: float = 0.4, motion_gate: bool = True,
-                 stationary_seconds: float = 1.0, track_max_age: float = 2.0,
+                 stationary_seconds: float = 1.0, track_max_age: float = 2.0, pose_model: str = "full",
                  behaviour: BehaviourConfig | None = None) -> None:
         if not 0.0 < min_score <= 1.0:
             raise DetectorConfigError(f"person detector: min_score {min_score} must be in (0, 1].")
+        if pose_model not in POSE_MODELS:
+            raise DetectorConfigError(f"person detector: pose model '{pose_model}' is not one of {', '.join(POSE_MODELS)}.")
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        people_model = model_file(PERSON_MODEL, models_dir)
-        pose_model = model_file(POSE_MODEL, models_dir)
+        people_file = model_file(PERSON_MODEL, models_dir)
+        pose_file = model_file(POSE_MODELS[pose_model], models_dir)
         try:
             # Boxes somewhat below min_score may continue a track (a person half hidden) but never
             # start one: the tracker's new_track_score is min_score (ByteTrack's two thresholds).
-            self.people_model = NanoDet(onnx_session(people_model, threads=threads),
+            self.people_model = NanoDet(onnx_session(people_file, threads=threads),
                                         score_threshold=min_score * TRACK_CONTINUE_FRACTION)
-            self.pose_model = BlazePose(onnx_session(pose_model, threads=threads))
+            self.pose_model = BlazePose(onnx_session(pose_file, threads=threads))
         except ValueError as exc:  # the graph loaded but is not the model this code decodes
             raise DetectorConfigError(f"person detector: {exc}") from None
         self.min_score = min_score
@@ -91,7 +93,7 @@ class PersonDetector(Detector):
         self.stationary_seconds = stationary_seconds
         self.track_max_age = track_max_age
         self.behaviour_config = behaviour or BehaviourConfig()
-        self.models = {PERSON_MODEL: people_model.sha256, POSE_MODEL: pose_model.sha256}
+        self.models = {people_file.name: people_file.sha256, pose_file.name: pose_file.sha256}
         self.stats = PersonStats()
         self._cameras: dict[int, _Camera] = {}
 
@@ -138,8 +140,10 @@ class PersonDetector(Detector):
         if self.gate is None:
             return True
         moved = self.gate.moved(frame.camera_id, frame.image)  # always called: it keeps the previous sample
-        stale = bool(state.tracker.tracks) and frame.captured_at - state.last_model_at >= self.stationary_seconds
-        return moved or stale or frame.captured_at < state.last_model_at
+        tracks = state.tracker.tracks
+        stale = bool(tracks) and frame.captured_at - state.last_model_at >= self.stationary_seconds
+        tentative = any(t.hits < state.tracker.min_hits for t in tracks)  # confirm a newcomer at once
+        return moved or stale or tentative or frame.captured_at < state.last_model_at
 
     def _add_poses(self, image: np.ndarray, rules: CameraRules, people: list[Track]) -> None:
         """Keypoints for the people at a shelf zone that watches concealment; the rest get none."""
