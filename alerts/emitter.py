@@ -30,6 +30,7 @@ from alerts.models import Alert, ClipStatus, clip_storage
 from cameras.models import Zone
 from detection.models import WHOLE_FRAME, DedupKey
 from detection.rules import Event
+from detection.tracking.tracks import KEYPOINT_MIN_SCORE, SKELETON
 
 logger = logging.getLogger(__name__)
 
@@ -144,17 +145,27 @@ def _thumbnail_name(alert: Alert) -> str:
 
 
 def thumbnail_jpeg(event: Event) -> bytes:
-    """The trigger frame as JPEG with the detection's box drawn on it; b"" without a frame."""
+    """The trigger frame as JPEG with the detection's box (and the person's skeleton, where the
+    person detector saw one) drawn on it; b"" without a frame."""
     image = event.trigger_image
     if image is None:
         return b""
     image = np.ascontiguousarray(image).copy()
+    height, width = image.shape[:2]
+    thickness = max(2, round(min(width, height) / 120))
+
+    def px(x: float, y: float) -> tuple[int, int]:
+        return round(x * width), round(y * height)
+
     if event.trigger_box is not None:
-        height, width = image.shape[:2]
         x1, y1, x2, y2 = event.trigger_box
-        thickness = max(2, round(min(width, height) / 120))
-        cv2.rectangle(image, (round(x1 * width), round(y1 * height)), (round(x2 * width), round(y2 * height)),
-                      (0, 255, 255), thickness)
+        cv2.rectangle(image, px(x1, y1), px(x2, y2), (0, 255, 255), thickness)
+    point = min(event.track.points, key=lambda p: abs(p.at - event.trigger_at)) if event.track else None
+    if point is not None and point.keypoints is not None and abs(point.at - event.trigger_at) < 0.5:
+        keypoints = point.keypoints
+        for a, b in SKELETON:
+            if min(keypoints[a][2], keypoints[b][2]) >= KEYPOINT_MIN_SCORE:
+                cv2.line(image, px(*keypoints[a][:2]), px(*keypoints[b][:2]), (255, 0, 255), max(1, thickness - 1))
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
     if not ok:
         logger.warning("thumbnail not encoded camera=%s event_type=%s shape=%s", event.camera_id, event.event_type,

@@ -40,9 +40,10 @@ class Alert(models.Model):
     detected_at = models.DateTimeField(default=timezone.now, db_index=True)
     clip_start = models.DateTimeField(null=True, blank=True)
     clip_end = models.DateTimeField(null=True, blank=True)
-    # The person behind a person-detector alert: {"track_id", "keypoint_names", "points": [{"t" (epoch
-    # seconds), "box" [x1, y1, x2, y2], "score", "keypoints" [[x, y, confidence] x 17] or null}]},
-    # normalized to the frame. Boxes and body keypoints only: no crops, no face data.
+    # The person behind a person-detector alert: {"track_id", "keypoint_names", "skeleton" (bones as
+    # keypoint index pairs), "points": [{"t" (epoch seconds), "box" [x1, y1, x2, y2], "score",
+    # "keypoints" [[x, y, confidence] x 17] or null}]}, normalized to the frame (written by
+    # detection.tracking.tracks.TrackEvidence.to_json). Boxes and body keypoints only: no crops.
     track = models.JSONField(null=True, blank=True, editable=False,
                              help_text="The triggering person's boxes and body keypoints over the clip.")
 

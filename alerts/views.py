@@ -35,7 +35,6 @@ from alerts.selectors import (
 from alerts.services import alert_review, clip_access_record, clip_view_record
 from alerts.streaming import ranged_file_response
 from cameras.models import Role
-from detection.tracking.tracks import SKELETON
 from shoplift.auth import client_ip
 
 logger = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ def _track_overlay(alert: Alert) -> dict[str, Any] | None:
             or alert.clip_status == ClipStatus.FAILED):
         return None
     # Points carry epoch seconds; the clip's first frame is at clip_start.
-    return {"clip_start": alert.clip_start.timestamp(), "skeleton": SKELETON, "track": track}
+    return {"clip_start": alert.clip_start.timestamp(), "skeleton": track.get("skeleton") or [], "track": track}
 
 
 def _admin_url(alert: Alert) -> str:

@@ -22,9 +22,8 @@ from detection.capture import SampledFrame
 from detection.detectors.base import Detector, detect_batch
 from detection.rules import CameraRules, Event, EventPhase, RuleConfig, RuleEngine
 from detection.tracking.tracker import Track
-from detection.tracking.tracks import SKELETON
+from detection.tracking.tracks import KEYPOINT_MIN_SCORE, SKELETON
 
-KEYPOINT_MIN_SCORE = 0.3
 ZONE_COLOURS = {  # BGR
     "shelf": (0, 200, 255), "checkout": (0, 200, 0), "exit": (255, 160, 0), "restricted": (0, 0, 255),
     "ignore": (128, 128, 128),

@@ -92,3 +92,48 @@ def test_it_raises_an_alert_from_video_through_detector_rules_and_emitter(tmp_pa
     assert abs((alert.event_start - at(T0 + 3.0)).total_seconds()) <= 0.2 + 1e-3
     assert (alert.clip_end - alert.clip_start).total_seconds() == pytest.approx(6.0)
     assert alert.thumbnail.name.endswith(f"/{alert.pk}.jpg")
+
+
+def person_track(start, *, seconds, keypoints=True):
+    """A person walking right at 5 fps from `start`, with a standing pose at every point."""
+    from detection.tracking.tracks import TrackEvidence, TrackPoint
+
+    def pose(box):
+        x1, y1, x2, y2 = box
+        cx, h = (x1 + x2) / 2, y2 - y1
+        points = [(cx, y1 + 0.1 * h, 0.9)] * 5 + [(x1 + 0.02, y1 + 0.25 * h, 0.9), (x2 - 0.02, y1 + 0.25 * h, 0.9)]
+        points += [(x1 + 0.01, y1 + 0.45 * h, 0.9), (x2 - 0.01, y1 + 0.45 * h, 0.9)] * 2
+        points += [(x1 + 0.03, y1 + 0.55 * h, 0.9), (x2 - 0.03, y1 + 0.55 * h, 0.9)] * 3
+        return tuple(points)
+
+    points = []
+    for n in range(int(seconds * 5)):
+        box = (0.1 + 0.01 * n, 0.3, 0.3 + 0.01 * n, 0.95)
+        points.append(TrackPoint(start + n / 5, box, 0.7, pose(box) if keypoints else None))
+    return TrackEvidence(4, tuple(points))
+
+
+def test_it_stores_the_persons_track_over_the_clip_window_and_draws_the_skeleton(clip_settings):
+    camera = make_camera(make_site())
+    track = person_track(T0 - 6, seconds=6.6)  # from 6 s before the event: longer than the pre-roll
+    event = event_for(camera, event_type="exit_without_checkout", track=track, trigger_at=T0,
+                      trigger_box=track.points[-1].box, trigger_image=np.full((360, 640, 3), 90, np.uint8))
+    alert = Alert.objects.get(pk=alert_raise(event).alert_id)
+    stored = alert.track
+    assert stored["track_id"] == 4 and len(stored["keypoint_names"]) == 17 and stored["skeleton"]
+    times = [p["t"] for p in stored["points"]]
+    assert times == sorted(times) and min(times) >= T0 - 2 and max(times) == pytest.approx(T0)  # clip window only
+    assert stored["points"][-1]["box"] == [round(v, 4) for v in track.points[-1].box]
+    assert len(stored["points"][-1]["keypoints"]) == 17
+    with clip_storage().open(alert.thumbnail.name) as fh:
+        picture = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_COLOR)
+    magenta = (picture[:, :, 0] > 180) & (picture[:, :, 2] > 180) & (picture[:, :, 1] < 120)
+    assert magenta.sum() > 50  # the skeleton's bones are drawn
+
+    # When the event ends, the track is extended to its last high sample.
+    longer = person_track(T0 - 6, seconds=9.0)
+    ended = event_for(camera, event_type="exit_without_checkout", phase=EventPhase.ENDED, end=T0 + 2.6,
+                      last_high=T0 + 2.6, clip_end=T0 + 4.6, track=longer)
+    alert_event_close(alert_id=alert.pk, event=ended)
+    alert.refresh_from_db()
+    assert max(p["t"] for p in alert.track["points"]) == pytest.approx(T0 + 2.8)

@@ -8,7 +8,7 @@ from typing import Any
 from django.test import Client
 
 from alerts.models import Alert, ClipStatus
-from detection.tracking.tracks import KEYPOINT_NAMES, SKELETON
+from detection.tracking.tracks import KEYPOINT_NAMES, SKELETON, TrackEvidence, TrackPoint
 from tests.support.clips import (  # noqa: F401  (fixtures)
     SampleClip,
     World,
@@ -25,13 +25,11 @@ PAYLOAD = re.compile(r'<script id="track-overlay-data" type="application/json">(
 
 
 def _track(alert: Alert, *, track_id: Any = 3, samples: int = 4) -> dict[str, Any]:
+    """As the detectors store it (TrackEvidence.to_json)."""
     start = alert.clip_start.timestamp()  # type: ignore[union-attr]
-    return {
-        "track_id": track_id,
-        "keypoint_names": list(KEYPOINT_NAMES),
-        "points": [{"t": round(start + 1.0 + i * 0.2, 3), "box": [0.2, 0.3, 0.4, 0.7], "score": 0.71,
-                    "keypoints": [[0.3, 0.4, 0.9]] * 17 if i % 2 else None} for i in range(samples)],
-    }
+    points = tuple(TrackPoint(start + 1.0 + i * 0.2, (0.2, 0.3, 0.4, 0.7), 0.71,
+                              ((0.3, 0.4, 0.9),) * len(KEYPOINT_NAMES) if i % 2 else None) for i in range(samples))
+    return TrackEvidence(track_id, points).to_json()
 
 
 def _page(world: World, alert: Alert, persona: str = "viewer") -> str:

@@ -20,6 +20,7 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
 NOSE, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_WRIST, RIGHT_WRIST, LEFT_HIP, RIGHT_HIP = 0, 5, 6, 9, 10, 11, 12
+KEYPOINT_MIN_SCORE = 0.3  # keypoints less certain than this are not drawn (thumbnails, replays, the page)
 # Bones drawn as a skeleton (pairs of keypoint indices), shared with the detail page's overlay.
 SKELETON: tuple[tuple[int, int], ...] = (
     (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
@@ -46,10 +47,13 @@ class TrackEvidence:
         return TrackEvidence(self.track_id, tuple(p for p in self.points if start <= p.at <= end))
 
     def to_json(self) -> dict[str, Any]:
-        """The form stored on an alert: {"track_id", "points": [{"t", "box", "score", "keypoints"}]}."""
+        """The form stored on an alert, self-describing so readers need no code from here:
+        {"track_id", "keypoint_names", "skeleton" (bones as index pairs), "points": [{"t", "box",
+        "score", "keypoints"}]}."""
         return {
             "track_id": self.track_id,
             "keypoint_names": list(KEYPOINT_NAMES),
+            "skeleton": [list(bone) for bone in SKELETON],
             "points": [
                 {
                     "t": round(p.at, 3),
