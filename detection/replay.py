@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -140,13 +141,14 @@ class _Annotator:
             self.container = av.open(str(path), "w")
         except (av.error.FFmpegError, OSError) as exc:
             raise ReplayError(f"{path}: cannot write the annotated video ({exc})") from None
-        rate = source.average_rate or 25
+        rate = Fraction(source.average_rate or 25).limit_denominator(1001)
         self.stream = self.container.add_stream("libx264", rate=rate)
         self.stream.width = source.codec_context.width // 2 * 2
         self.stream.height = source.codec_context.height // 2 * 2
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"preset": "veryfast", "crf": "23"}
-        self._time_base = self.stream.codec_context.time_base
+        self._time_base = 1 / rate
+        self.stream.codec_context.time_base = self._time_base
         self._index = 0
 
     def write(self, frame: av.VideoFrame, t: float) -> None:

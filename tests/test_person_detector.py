@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
@@ -17,6 +16,7 @@ from detection.detectors.person.modelfiles import MODELS_DIR
 from detection.detectors.registry import create_configured_detector, create_detector
 from detection.rules import CameraRules, EventPhase, RuleConfig, RuleEngine, ZoneRule
 from tests.support.factories import make_camera, make_site
+from tests.support.video import demo_scene_frame
 
 SIZE = (960, 540)
 
@@ -33,20 +33,8 @@ def models_copy(tmp_path: Path) -> Path:
     return folder
 
 
-def demo_frame(t: float, size: tuple[int, int] = SIZE) -> np.ndarray:
-    """The demo camera's picture at t seconds into its cycle: the store with the person photo pasted."""
-    width, height = size
-    frame = cv2.resize(cv2.imread(str(scene.STORE_JPG)), size, interpolation=cv2.INTER_AREA)
-    box = scene.person_box(t)
-    if box is None:
-        return frame
-    person = cv2.resize(cv2.imread(str(scene.PERSON_JPG)),
-                        (round((box[2] - box[0]) * width), round((box[3] - box[1]) * height)))
-    x, y = round(box[0] * width), round(box[1] * height)
-    x1, x2 = max(x, 0), min(x + person.shape[1], width)
-    if x2 > x1:
-        frame[y:y + person.shape[0], x1:x2] = person[:, x1 - x:x2 - x]
-    return frame
+def demo_frame(t: float) -> np.ndarray:
+    return demo_scene_frame(t, size=SIZE)
 
 
 def demo_rules(camera_id: int = 1) -> CameraRules:

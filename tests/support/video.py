@@ -14,6 +14,7 @@ import av
 import cv2
 import numpy as np
 
+from cameras.demo import scene
 from detection.capture import SampledFrame
 
 VIDEO_FPS = 25
@@ -192,3 +193,51 @@ def run_detection(detector: Any, rules: Any, config: Any, *streams: Sequence[Any
             events.extend(engine.process(frame.camera_id, frame.captured_at, mine, frame.image))
     events.extend(engine.close_all())
     return events
+
+
+# --- The demo camera's scene ----------------------------------------------------------------------
+
+_demo_stills: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # size -> (background, person)
+
+
+def demo_scene_frame(t: float, *, size: tuple[int, int] = (1280, 720), cycle: float = scene.CYCLE) -> np.ndarray:
+    """The demo camera's picture at t seconds (BGR): the shop background with the shopper's
+    photograph where cameras/demo/scene.py puts them, as bin/demo-camera streams it."""
+    if size not in _demo_stills:  # decode and scale the two stills once per size
+        width, height = size
+        store = cv2.resize(cv2.imread(str(scene.STORE_JPG)), size, interpolation=cv2.INTER_AREA)
+        person = cv2.resize(cv2.imread(str(scene.PERSON_JPG)),
+                            (round(scene.PERSON_W * width), round(scene.PERSON_H * height)), interpolation=cv2.INTER_AREA)
+        _demo_stills[size] = (store, person)
+    store, person = _demo_stills[size]
+    image = store.copy()
+    xy = scene.person_xy(t, size[0], size[1], cycle)
+    if xy is not None:
+        x, y = xy
+        ph, pw = person.shape[:2]
+        x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + pw, size[0]), min(y + ph, size[1])
+        if x1 < x2 and y1 < y2:
+            image[y1:y2, x1:x2] = person[y1 - y:y2 - y, x1 - x:x2 - x]
+    return image
+
+
+def write_demo_video(path: Path, *, seconds: float, fps: int = VIDEO_FPS, size: tuple[int, int] = (1280, 720),
+                     cycle: float = scene.CYCLE, start: float = 0.0) -> Path:
+    """Encode the demo camera's scene as an H.264 MP4 (libx264, a keyframe every 2 s, no B-frames):
+    frame i shows the scene at `start + i / fps` seconds of a demo cycle of `cycle` seconds (30 by
+    default; a shorter cycle plays the whole visit faster, see cameras/demo/scene.py)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"g": str(2 * fps), "keyint_min": str(2 * fps), "sc_threshold": "0", "bf": "0",
+                          "preset": "ultrafast", "crf": "23"}
+        stream.codec_context.time_base = Fraction(1, fps)
+        for index in range(round(seconds * fps)):
+            image = demo_scene_frame(start + index / fps, size=size, cycle=cycle)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

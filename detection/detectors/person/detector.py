@@ -111,9 +111,7 @@ class PersonDetector(Detector):
                 state.last_model_at = frame.captured_at
                 state.people = state.tracker.update(frame.captured_at, found[frame.camera_id])
                 self._add_poses(frame.image, rules, state.people)
-            else:  # nothing moved: the same people, where they were
-                state.people = [t for t in state.tracker.confirmed()
-                                if frame.captured_at - t.last_seen <= self.track_max_age + self.stationary_seconds]
+            # else nothing moved: the people of the last model run are still where they were.
             views = [PersonView(t.id, t.box, t.keypoints, t.evidence()) for t in state.people]
             detections.extend(state.behaviour.step(rules, frame.captured_at, views))
         return detections
