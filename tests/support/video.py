@@ -233,6 +233,10 @@ def write_demo_video(path: Path, *, seconds: float, fps: int = VIDEO_FPS, size: 
         stream.options = {"g": str(2 * fps), "keyint_min": str(2 * fps), "sc_threshold": "0", "bf": "0",
                           "preset": "ultrafast", "crf": "23"}
         stream.codec_context.time_base = Fraction(1, fps)
+        # One slice per frame. PyAV's default slice threading makes libx264 cut a 720p frame into
+        # slices, which FFmpeg's RTSP client (PyAV and the ffmpeg CLI alike) receives damaged from
+        # GStreamer's RTSP server, while GStreamer's own client receives them intact.
+        stream.codec_context.thread_type = "FRAME"
         for index in range(round(seconds * fps)):
             image = demo_scene_frame(start + index / fps, size=size, cycle=cycle)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")

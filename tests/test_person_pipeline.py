@@ -1,0 +1,76 @@
+"""The person pipeline end to end: a real person (the demo shopper's photograph) walking from the
+shelf to the exit, streamed as H.264 by a real RTSP server, run_detectors with the default
+`person` detector, a real Celery worker on a real Redis, and the test database."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from alerts.clips import clip_verify, file_sha256
+from alerts.models import Alert, ClipStatus
+from cameras.demo import scene
+from tests.support.clips import clip_settings  # noqa: F401
+from tests.support.factories import make_camera, make_site, make_zone
+from tests.support.processes import ROOT, redis_server, start_worker, subprocess_env  # noqa: F401
+from tests.support.rtsp import MEDIA_DIR, file_mount, require_gstreamer, rtsp_servers, wait_until  # noqa: F401
+from tests.support.video import write_demo_video
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rtsp, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def visit() -> Path:
+    """One visit of the demo shopper at 720p: in (0-5 s), shelf (5-11 s), exit (15-18 s), out by 20 s."""
+    require_gstreamer()
+    path = MEDIA_DIR / "person-shelf-to-exit-26s.mp4"
+    if not path.exists():
+        MEDIA_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}")
+        write_demo_video(tmp, seconds=26)
+        tmp.replace(path)
+    return path
+
+
+def test_it_raises_exit_without_checkout_for_a_real_person_with_a_ready_clip_and_the_track(  # noqa: F811
+        visit, rtsp_servers, clip_settings, redis_server, tmp_path):  # noqa: F811
+    server = rtsp_servers([file_mount("/store", visit)])
+    camera = make_camera(make_site("Demo store"), "Floor", stream_url=server.url("/store"))  # detector: default
+    for name, kind, polygon in scene.ZONES:
+        make_zone(camera, name, kind=kind, polygon=polygon)
+    worker = start_worker(tmp_path, CLIP_STORAGE_DIR=str(clip_settings))
+    try:
+        run = subprocess.run(
+            [sys.executable, "manage.py", "run_detectors", "--duration", "24"], cwd=ROOT, capture_output=True,
+            timeout=90, env=subprocess_env(CLIP_STORAGE_DIR=str(clip_settings), SHOPLIFT_PROCESS="detectors",
+                                           EVENT_QUIET_SECONDS="2"),
+        )
+        log = (run.stdout + run.stderr).decode(errors="replace")
+        assert run.returncode == 0, log
+        alerts = list(Alert.objects.all())
+        assert [(a.event_type, a.zone_name) for a in alerts] == [("exit_without_checkout", "Exit")], log
+        [alert] = alerts
+        wait_until(lambda: Alert.objects.get(pk=alert.pk).clip_status == ClipStatus.READY, 60,
+                   message=f"clip ready\n{log}\n{worker.log()}")
+    finally:
+        worker.stop()
+    alert.refresh_from_db()
+    stored = clip_settings / alert.clip.name
+    assert file_sha256(stored) == alert.clip_sha256
+    frames, duration = clip_verify(stored)
+    assert duration >= 5.5 and frames >= 25 * 5
+    assert alert.thumbnail.name
+
+    # The evidence: the shopper's track over the clip, boxes where the photograph was.
+    track = alert.track
+    assert track is not None and len(track["points"]) >= 10
+    times = [p["t"] for p in track["points"]]
+    assert times == sorted(times)
+    assert alert.clip_start.timestamp() - 0.01 <= times[0] and times[-1] <= alert.clip_end.timestamp() + 0.01
+    last = track["points"][-1]["box"]
+    feet_x = (last[0] + last[2]) / 2
+    assert feet_x > 0.75 and abs(last[3] - scene.FOOT_Y) < 0.06  # standing in the exit zone
+    assert alert.event_start - alert.clip_start >= timedelta(seconds=1.5)
