@@ -90,6 +90,7 @@ class Supervisor:
             self.detectors[name] = create_configured_detector(name)
         logger.info("cameras loaded count=%s detectors=%s shard=%s/%s", len(self.rules), ",".join(self.detectors),
                     self.selection.shard, self.selection.shards)
+        self._warn_unzoned(self.rules)
 
     def start_captures(self) -> None:
         specs = self._specs(self.rules)
@@ -156,9 +157,18 @@ class Supervisor:
                 self._start_stream(spec)
         if rules != self.rules:
             logger.info("rules reloaded cameras=%s", len(rules))
+            self._warn_unzoned({k: r for k, r in rules.items() if self.rules.get(k) != r})
             self.rules = rules
             if self.inference is not None:
                 self.inference.replace_rules(rules)
+
+    def _warn_unzoned(self, rules: Mapping[int, CameraRules]) -> None:
+        for camera in rules.values():
+            detector = self.detectors.get(camera.detector)
+            if detector is not None and detector.needs_zones and not any(z.enabled for z in camera.zones):
+                logger.warning("camera '%s' has no zones: the %s detector watches it but raises no alert there; draw "
+                               "shelf, checkout and exit zones in the admin (Cameras > %s > Zones)", camera.name,
+                               detector.name, camera.name)
 
     def save_snapshots(self) -> None:
         """Give the zone editor each camera's picture: its newest keyframe from the ring, at the

@@ -149,3 +149,21 @@ def test_it_is_the_default_detector_and_loads_from_settings(settings) -> None:  
     assert detector.name == "person"
     assert set(detector.models) == {"nanodet.onnx", "pose_landmark_lite.onnx"}
     assert detector.input_size == settings.PERSON_INPUT_SIZE
+
+
+@pytest.mark.django_db
+def test_run_detectors_warns_about_a_camera_without_zones(caplog) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from detection.supervisor import Selection, Supervisor
+    from tests.support.factories import make_zone
+
+    site = make_site("Main St")
+    make_camera(site, "Aisle 3", stream_url="rtsp://127.0.0.1:9/a")
+    zoned = make_camera(site, "Door", stream_url="rtsp://127.0.0.1:9/b")
+    make_zone(zoned, "Exit", kind="exit")
+    caplog.set_level("WARNING", logger="detection.supervisor")
+    Supervisor(Selection(), stop=threading.Event()).load_cameras()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["camera 'Main St / Aisle 3' has no zones: the person detector watches it but raises no alert "
+                        "there; draw shelf, checkout and exit zones in the admin (Cameras > Main St / Aisle 3 > Zones)"]

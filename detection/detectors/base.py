@@ -58,6 +58,7 @@ class Detector(ABC):
     event_types: tuple[str, ...] = ()
     input_size: tuple[int, int] | None = None
     frames_needed: int = 1
+    needs_zones: ClassVar[bool] = False  # raises nothing on a camera without zones (their kinds give meaning)
 
     @abstractmethod
     def detect(self, frames: Sequence[SampledFrame], context: Mapping[int, CameraRules]) -> list[Detection]:

@@ -8,6 +8,8 @@
   "use strict";
 
   var COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
+  // A zone's kind decides its colour (as in analyze_video's annotated copies); no kind: by position.
+  var KIND_COLOURS = { shelf: "#ffc800", checkout: "#00c800", exit: "#00a0ff", restricted: "#ff0000", ignore: "#808080" };
   var HANDLE_PX = 7; // how close (in screen pixels) a click must be to grab a corner
 
   function clamp01(v) { return Math.min(1, Math.max(0, v)); }
@@ -44,6 +46,12 @@
     var row = rowOf(textarea);
     var input = row && row.querySelector('input[name$="-name"]');
     return (input && input.value.trim()) || "Zone " + (index + 1);
+  }
+
+  function zoneKind(textarea) {
+    var row = rowOf(textarea);
+    var select = row && row.querySelector('select[name$="-kind"]');
+    return select ? select.value : "";
   }
 
   function markedForDeletion(textarea) {
@@ -240,7 +248,8 @@
       var points = readPoints(fields[i]);
       if (!points || points.length === 0 || markedForDeletion(fields[i])) { continue; }
       var active = fields[i] === this.active;
-      var colour = COLOURS[i % COLOURS.length];
+      var kind = zoneKind(fields[i]);
+      var colour = KIND_COLOURS[kind] || COLOURS[i % COLOURS.length];
       ctx.beginPath();
       points.forEach(function (p, k) {
         if (k === 0) { ctx.moveTo(p[0] * w, p[1] * h); } else { ctx.lineTo(p[0] * w, p[1] * h); }
@@ -266,7 +275,7 @@
       ctx.fillStyle = "#fff";
       ctx.strokeStyle = "#000";
       ctx.lineWidth = 3 * scale;
-      var label = zoneName(fields[i], i);
+      var label = zoneName(fields[i], i) + (kind ? " (" + kind + ")" : "");
       ctx.strokeText(label, points[0][0] * w + 6 * scale, points[0][1] * h - 6 * scale);
       ctx.fillText(label, points[0][0] * w + 6 * scale, points[0][1] * h - 6 * scale);
     }

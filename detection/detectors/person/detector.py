@@ -68,6 +68,7 @@ class _Camera:
 @register("person")
 class PersonDetector(Detector):
     event_types = EVENT_TYPES
+    needs_zones = True
 
     def __init__(self, *, input_size: tuple[int, int] = (960, 540), models_dir: Path | None = None,
                  threads: int = 2, min_score: float = 0.4, motion_gate: bool = True,
