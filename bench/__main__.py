@@ -33,9 +33,12 @@ MODULES = {
     "clip_build": "2",
     "capture_cpu": "3",
     "capacity": "4",
+    "person_capacity": "4p",
     "latency": "5",
+    "person_latency": "5p",
     "dashboard": "6",
     "detector_throughput": "7",
+    "person_models": "7p",
 }
 COLUMNS = ("#", "Figure", "Measured", "Baseline (same run)", "Ratio", "Goal", "Met")
 

@@ -114,21 +114,28 @@ class PtsChecker:
         self.lag = recv_time - float(pts * time_base)
 
 
-def start_ours(urls: list[str], stop: threading.Event) -> tuple[list[Probe], Callable[[], dict[str, Any]]]:
+def start_ours(urls: list[str], stop: threading.Event, *, detector: Any = None, rules: dict[int, Any] | None = None,
+               detect_urls: list[str] | None = None, detection_fps: float = DETECTION_FPS,
+               ) -> tuple[list[Probe], Callable[[], dict[str, Any]]]:
+    """Our design with the motion detector; bench.person_capacity passes the person detector, its
+    rules, detection substreams and its sampling rate."""
     from detection.capture import CameraStream, StreamSpec
     from detection.detectors.motion import MotionDetector
     from detection.inference import InferenceLoop
     from detection.rules import CameraRules, RuleConfig, RuleEngine, ZoneRule
 
-    detector = MotionDetector()  # the settings' defaults: 320x180, as create_configured_detector("motion")
-    rules = {
-        n: CameraRules(camera_id=n, name=f"cam{n}", detector="motion",
-                       zones=(ZoneRule(id=1000 + n, name="Shelf", polygon=SHELF),))
-        for n in range(len(urls))
-    }
+    if detector is None:
+        detector = MotionDetector()  # the settings' defaults: 320x180, as create_configured_detector("motion")
+    if rules is None:
+        rules = {
+            n: CameraRules(camera_id=n, name=f"cam{n}", detector="motion",
+                           zones=(ZoneRule(id=1000 + n, name="Shelf", polygon=SHELF),))
+            for n in range(len(urls))
+        }
     # As Supervisor._specs: the detector's input size is the sampled frame size.
     streams = {
-        n: CameraStream(StreamSpec(camera_id=n, name=f"cam{n}", url=url, detection_fps=DETECTION_FPS,
+        n: CameraStream(StreamSpec(camera_id=n, name=f"cam{n}", url=url, detection_fps=detection_fps,
+                                   detect_url=detect_urls[n] if detect_urls else None,
                                    ring_seconds=RING_SECONDS, frame_size=detector.input_size), stop=stop).start()
         for n, url in enumerate(urls)
     }
@@ -137,7 +144,7 @@ def start_ours(urls: list[str], stop: threading.Event) -> tuple[list[Probe], Cal
     def on_event(event: Any) -> None:  # the recorder's on_event is a put_nowait on its queue
         events[0] += 1
 
-    loop = InferenceLoop(engine=RuleEngine(RuleConfig(), rules), detectors={"motion": detector},
+    loop = InferenceLoop(engine=RuleEngine(RuleConfig(), rules), detectors={detector.name: detector},
                          streams=lambda: streams, on_event=on_event, stop=stop).start()
     checkers = {n: PtsChecker() for n in streams}
 
@@ -299,9 +306,14 @@ def growth(series: list[float]) -> float:
     return statistics.median(values[-k:]) - statistics.median(values[:k])
 
 
-def child_step(design: str, urls: list[str], warmup: float, seconds: float, mem_cap: int) -> dict[str, Any]:
+Starter = Callable[[list[str], threading.Event], tuple[list[Probe], Callable[[], dict[str, Any]]]]
+
+
+def child_step(design: str, urls: list[str], warmup: float, seconds: float, mem_cap: int, *,
+               starter: Starter | None = None, detection_fps: float = DETECTION_FPS) -> dict[str, Any]:
+    """One step, measured from inside; `starter` and `detection_fps` let bench.person_capacity reuse it."""
     stop = threading.Event()
-    starter = start_ours if design == "ours" else start_naive
+    starter = starter or (start_ours if design == "ours" else start_naive)
     probes, finish = starter(urls, stop)
     memory_exceeded = False
     try:
@@ -346,7 +358,8 @@ def child_step(design: str, urls: list[str], warmup: float, seconds: float, mem_
         "connected": connected,
         "window_s": round(window, 2),
         "packet_ratio_min": round(min(p for p, *_ in per_cam) / (FPS * window), 4),
-        "detect_ratio_min": round(min(d for _, d, *_ in per_cam) / (DETECTION_FPS * window), 4),
+        "detection_fps": detection_fps,
+        "detect_ratio_min": round(min(d for _, d, *_ in per_cam) / (detection_fps * window), 4),
         "decode_skipped": sum(s for *_, s, _ in per_cam),
         "pts_holes": sum(h for *_, h in per_cam),
         "ring_seconds_min": round(min(r[0] for r in rings), 2),
@@ -383,7 +396,8 @@ def failures(r: dict[str, Any]) -> list[str]:
         out.append(f"lag: receive lag +{r['recv_lag_growth_s']:.2f} s, frame age +{r['frame_age_growth_s']:.2f} s "
                    f"over the window")
     if r["detect_ratio_min"] < MIN_DETECT_RATIO or r["decode_skipped"]:
-        out.append(f"detection: worst camera {r['detect_ratio_min'] * DETECTION_FPS:.2f} of 5 fps, "
+        fps = r.get("detection_fps", DETECTION_FPS)
+        out.append(f"detection: worst camera {r['detect_ratio_min'] * fps:.2f} of {fps:g} fps, "
                    f"{r['decode_skipped']} packets skipped by the decoder")
     return out
 
@@ -412,14 +426,15 @@ class Servers:
         self.running.clear()
 
 
-def measure_step(servers: Servers, design: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
+def measure_step(servers: Servers, design: str, n: int, warmup: float, seconds: float,
+                 module: str = "bench.capacity") -> dict[str, Any]:
     cap = memory_cap()
     if design == "naive" and n * RING_SECONDS * FPS * FRAME_BYTES > cap:
         # Not run: it would take more of this shared machine's memory than the cap allows.
         return {"cameras": n, "memory_predicted": True, "rss_mib": round(n * RING_SECONDS * FPS * FRAME_BYTES / 2**20),
                 "mem_cap_mib": cap // 2**20}
     urls = servers.urls(n)
-    command = [PYTHON, "-m", "bench.capacity", "--step", "--design", design, "--urls", ",".join(urls),
+    command = [PYTHON, "-m", module, "--step", "--design", design, "--urls", ",".join(urls),
                "--warmup", str(warmup), "--seconds", str(seconds), "--mem-cap", str(cap)]
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)

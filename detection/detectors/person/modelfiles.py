@@ -66,6 +66,9 @@ def onnx_session(model: ModelFile, *, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initializers are noise to an operator
+    # Idle threads sleep instead of spinning: the process also decodes video, and spinning cost
+    # 1.7x the CPU per frame at batch 1 (bench/person_models.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(model.data, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own exception types for a bad graph
