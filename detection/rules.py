@@ -297,9 +297,9 @@ class RuleEngine:
                 track.window.clear()  # a gap in the feed: old samples say nothing about now
         track.last_at = at
         high = score >= threshold
-        sample = _Sample(at=at, score=score, high=high)
+        sample = _Sample(at=at, score=score, high=high, image=image if high else None)
         if high and detection is not None:
-            sample.box, sample.image, sample.track = detection.box, image, detection.evidence
+            sample.box, sample.track = detection.box, detection.evidence
         track.window.append(sample)
         opened = track.open
 
