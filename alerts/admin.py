@@ -28,7 +28,7 @@ class AlertAdmin(SiteScopedAdmin):
     allow_add = False  # alerts come from the detectors only
     list_display = ("id", "detected_at", "camera", "zone_name", "event_type", "score", "clip_status",
                     "review_status", "suppressed_count")
-    list_filter = ("clip_status", "review_status", "event_type", "camera__site")
+    list_filter = ("clip_status", "review_status", "event_type", ("camera__site", admin.RelatedOnlyFieldListFilter))
     search_fields = ("camera__name", "zone_name", "event_type", "clip_sha256")
     date_hierarchy = "detected_at"
     list_select_related = ("camera", "camera__site")
@@ -71,7 +71,7 @@ class ClipAccessAdmin(SiteScopedAdmin):
     allow_add = False
     allow_delete = False
     list_display = ("at", "username", "action", "alert", "ip_address")
-    list_filter = ("action", "alert__camera__site")
+    list_filter = ("action", ("alert__camera__site", admin.RelatedOnlyFieldListFilter))
     search_fields = ("username", "ip_address")
     date_hierarchy = "at"
     list_select_related = ("alert", "alert__camera", "alert__camera__site")

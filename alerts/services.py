@@ -36,11 +36,12 @@ def clip_access_record(*, alert: Alert, user: AbstractBaseUser, action: AccessAc
     return access
 
 
-def clip_view_record(*, alert: Alert, user: AbstractBaseUser, ip_address: str | None,
+def clip_access_note(*, alert: Alert, user: AbstractBaseUser, action: AccessAction, ip_address: str | None,
                      user_agent: str) -> ClipAccess | None:
-    """Record a view unless this user already viewed this clip moments ago (same playback)."""
+    """Record that clip bytes were served, whatever the Range asked for, unless the same user
+    had the same access to this clip moments ago: seeking makes many range requests for one
+    playback, and they are one line of the log."""
     since = timezone.now() - timedelta(seconds=VIEW_DEDUP_SECONDS)
-    if ClipAccess.objects.filter(alert=alert, user=user, action=AccessAction.VIEW, at__gte=since).exists():
+    if ClipAccess.objects.filter(alert=alert, user=user, action=action, at__gte=since).exists():
         return None
-    return clip_access_record(alert=alert, user=user, action=AccessAction.VIEW, ip_address=ip_address,
-                              user_agent=user_agent)
+    return clip_access_record(alert=alert, user=user, action=action, ip_address=ip_address, user_agent=user_agent)

@@ -11,7 +11,8 @@ from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3File
 
 CHUNK_BYTES = 64 * 1024
-_RANGE = re.compile(r"^bytes\s*=\s*(\d*)\s*-\s*(\d*)$", re.IGNORECASE)
+# At most 18 digits: a longer number is no file offset, and int() refuses over 4,300 digits.
+_RANGE = re.compile(r"^bytes\s*=\s*(\d{0,18})\s*-\s*(\d{0,18})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

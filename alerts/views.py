@@ -32,7 +32,7 @@ from alerts.selectors import (
     alert_rows_for,
     clip_access_list,
 )
-from alerts.services import alert_review, clip_access_record, clip_view_record
+from alerts.services import alert_review, clip_access_note
 from alerts.streaming import ranged_file_response
 from cameras.models import Role
 from shoplift.auth import client_ip
@@ -173,32 +173,25 @@ def _serve_clip(request: HttpRequest, alert: Alert, *, as_attachment: bool) -> H
                                 etag=f'"{alert.clip_sha256}"' if alert.clip_sha256 else "")
 
 
-def _starts_playback(request: HttpRequest) -> bool:
-    """The first request of a playback or download asks for the whole file or from byte 0."""
-    header = request.headers.get("Range", "").replace(" ", "").lower()
-    return not header or header.startswith("bytes=0-")
-
-
-@login_required
-@require_GET
-def alert_clip(request: HttpRequest, alert_id: int) -> HttpResponseBase:
-    alert = access_alert(request, alert_id, Role.VIEWER).alert
-    response = _serve_clip(request, alert, as_attachment=False)
-    if _starts_playback(request) and response.status_code in (200, 206):
-        clip_view_record(alert=alert, user=request.user, ip_address=client_ip(request),
+def _serve_and_record(request: HttpRequest, alert: Alert, action: AccessAction) -> HttpResponseBase:
+    """Every response that carries clip bytes is recorded, whatever its Range header asked."""
+    response = _serve_clip(request, alert, as_attachment=action == AccessAction.DOWNLOAD)
+    if response.status_code in (200, 206):
+        clip_access_note(alert=alert, user=request.user, action=action, ip_address=client_ip(request),
                          user_agent=request.headers.get("User-Agent", ""))
     return response
 
 
 @login_required
 @require_GET
+def alert_clip(request: HttpRequest, alert_id: int) -> HttpResponseBase:
+    return _serve_and_record(request, access_alert(request, alert_id, Role.VIEWER).alert, AccessAction.VIEW)
+
+
+@login_required
+@require_GET
 def alert_download(request: HttpRequest, alert_id: int) -> HttpResponseBase:
-    alert = access_alert(request, alert_id, Role.REVIEWER).alert
-    response = _serve_clip(request, alert, as_attachment=True)
-    if _starts_playback(request) and response.status_code in (200, 206):
-        clip_access_record(alert=alert, user=request.user, action=AccessAction.DOWNLOAD,
-                           ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
-    return response
+    return _serve_and_record(request, access_alert(request, alert_id, Role.REVIEWER).alert, AccessAction.DOWNLOAD)
 
 
 @login_required

@@ -8,10 +8,13 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from cameras.masking import mask_url, unmask_url
+from cameras.masking import MaskedPasswordError, mask_url, unmask_url
 from cameras.models import Camera, Role, Site, SiteMembership, Zone
 from cameras.selectors import site_list_for
 from cameras.zone_editor import ZoneEditorInlineMixin
+
+
+CREDENTIAL_FIELDS = frozenset({"stream_url", "detect_url"})  # Camera fields whose URLs carry DVR passwords
 
 
 def managed_sites(request: HttpRequest) -> QuerySet[Site]:
@@ -41,10 +44,18 @@ class SiteScopedAdmin(admin.ModelAdmin):
     allow_add = True
     allow_delete = True
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """Never filter on a credential-bearing field: `?stream_url__contains=a` answering
+        "1 camera" or "0 cameras" recovers a masked password one character at a time."""
+        if any(part in CREDENTIAL_FIELDS for part in lookup.split("__")):
+            return False
+        return super().lookup_allowed(lookup, value, request)  # type: ignore[call-arg]
+
     def _site_id_of(self, obj: Model) -> int:
         target: Any = obj
-        for part in self.site_path.split("__"):
-            target = getattr(target, part)
+        if self.site_path != "pk":  # the Site admin: the object is the site
+            for part in self.site_path.split("__"):
+                target = getattr(target, part)
         return int(target.pk)
 
     def _manages(self, request: HttpRequest, obj: Model | None) -> bool:
@@ -119,7 +130,10 @@ class CameraAdminForm(forms.ModelForm):
     def _unmasked(self, name: str) -> str:
         submitted: str = self.cleaned_data.get(name, "")
         stored = Camera.objects.filter(pk=self.instance.pk).values_list(name, flat=True).first() if self.instance.pk else ""
-        return unmask_url(submitted, stored) if stored else submitted
+        try:
+            return unmask_url(submitted, stored or "")
+        except MaskedPasswordError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_stream_url(self) -> str:
         return self._unmasked("stream_url")
@@ -133,7 +147,7 @@ class CameraAdmin(SiteScopedAdmin):
     form = CameraAdminForm
     inlines = [ZoneInline]
     list_display = ("name", "site", "channel", "masked_stream_url", "enabled", "online", "last_frame_at")
-    list_filter = ("site", "enabled", "online")
+    list_filter = (("site", admin.RelatedOnlyFieldListFilter), "enabled", "online")
     search_fields = ("name", "site__name")
     list_select_related = ("site",)
     readonly_fields = ("online", "last_frame_at", "last_error", "status_updated_at")

@@ -82,6 +82,9 @@ def _segments_cross(p1: Sequence[float], p2: Sequence[float], q1: Sequence[float
     )
 
 
+MAX_POLYGON_POINTS = 100  # the checks below are quadratic: 20,000 points kept a web worker busy for 30 s
+
+
 def validate_polygon(value: Any) -> None:
     """A zone polygon: a list of at least 3 [x, y] points in normalized [0, 1] image coordinates."""
     if not isinstance(value, list):
@@ -90,6 +93,11 @@ def validate_polygon(value: Any) -> None:
         )
     if len(value) < 3:
         raise ValidationError(f"A zone polygon needs at least 3 points; it has {len(value)}.")
+    if len(value) > MAX_POLYGON_POINTS:
+        raise ValidationError(
+            f"A zone polygon may have at most {MAX_POLYGON_POINTS} points; it has {len(value)}. Outline the zone "
+            "with fewer corners."
+        )
     points: list[tuple[float, float]] = []
     for i, point in enumerate(value, start=1):
         if (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,7 +50,10 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def _normalize(username: str) -> str:
-    return username.strip().lower()[:150]
+    """The key the per-user lock counts: NFKC first, as Django's login form does before it
+    authenticates (so fullwidth or mathematical look-alikes of a name share its lock), then
+    case-folded and trimmed."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()[:150]
 
 
 def _retry_after(timestamps: list[datetime], limit: int, now: datetime) -> int | None:

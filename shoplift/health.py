@@ -1,9 +1,11 @@
 """GET /healthz: is this web process able to serve? Checks the database and the Celery broker.
 
-No login: load balancers and monitoring call it. Errors are masked and short.
+No login: load balancers and monitoring call it, so it says only "ok" or "failing" per
+component. The reason (which host, what error) goes to the log, never to an anonymous caller.
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import redis
@@ -16,6 +18,8 @@ from django.views.decorators.http import require_GET
 
 from cameras.masking import mask_text
 
+logger = logging.getLogger(__name__)
+
 BROKER_TIMEOUT_SECONDS = 1.0
 
 
@@ -23,7 +27,8 @@ def _check_database() -> str:
     try:
         ContentType.objects.exists()  # a real query, through the ORM so it works on every backend
     except DatabaseError as exc:
-        return f"error: {mask_text(str(exc)).splitlines()[0][:200]}"
+        logger.error("health check: database failing: %s", mask_text(str(exc)).splitlines()[0][:200])
+        return "failing"
     return "ok"
 
 
@@ -33,7 +38,8 @@ def _check_broker() -> str:
                                       socket_timeout=BROKER_TIMEOUT_SECONDS)
         client.ping()
     except redis.RedisError as exc:
-        return f"error: {mask_text(str(exc))[:200]}"
+        logger.error("health check: broker failing: %s", mask_text(str(exc))[:200])
+        return "failing"
     return "ok"
 
 

@@ -58,9 +58,21 @@ class MaskCredentialsFilter(logging.Filter):
         return True
 
 
+# Control characters (and Unicode line breaks) written as escapes: a login name or a camera error
+# carrying a newline must not start a forged line of the log.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_control(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 def _field(value: Any) -> str:
-    text = f"{value:.3f}" if isinstance(value, float) else str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    text = escape_control(f"{value:.3f}" if isinstance(value, float) else str(value))
+    if " " in text or '"' in text or "=" in text or not text:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -70,7 +82,8 @@ class KeyValueFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={_field(v)}" for k, v in vars(record).items() if k not in _STANDARD)
         line = f"{record.asctime} {record.levelname} {record.name}"
-        return f"{line} {fields} {record.message}" if fields else f"{line} {record.message}"
+        message = escape_control(record.message)
+        return f"{line} {fields} {message}" if fields else f"{line} {message}"
 
 
 def _gzip_rotator(source: str, dest: str) -> None:

@@ -1,0 +1,159 @@
+"""Regression tests for the holes a security probe found (issue 13), each replaying the attack
+through the real views: credential lookups in the admin, a stored password sent to a new host,
+unlogged clip copies, look-alike user names, and the smaller ones."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.test import Client
+
+from alerts.models import AccessAction, ClipAccess
+from cameras.models import Camera, Role
+from cameras.validators import validate_polygon
+from shoplift.logs import KeyValueFormatter
+from tests.support.clips import World, clip_settings, fast_passwords, test_clip, world  # noqa: F401  (fixtures)
+from tests.support.factories import PASSWORD, make_camera, make_site, make_user
+
+SECRET_URL = "rtsp://admin:s3cretpw@10.0.0.5:554/ch1"
+
+
+def _as(world: World, persona: str) -> Client:
+    client = Client()
+    client.force_login(world.users[persona])  # type: ignore[arg-type]
+    return client
+
+
+def _body(response) -> bytes:  # type: ignore[no-untyped-def]
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+# --- Medium 1: reading a masked password through admin lookups ---------------------------------
+
+@pytest.mark.parametrize("persona", ["manager", "superuser"])
+def test_it_refuses_admin_lookups_on_stream_urls_whatever_the_guess(world: World, persona: str) -> None:
+    Camera.objects.filter(pk=world.camera_a.pk).update(stream_url=SECRET_URL, detect_url=SECRET_URL)
+    client = _as(world, persona)
+    answers = []
+    for query in [f"id__exact={world.camera_a.pk}&stream_url__contains=s3cret",
+                  f"id__exact={world.camera_a.pk}&stream_url__contains=wrong",
+                  "detect_url__startswith=rtsp://admin:s",
+                  "stream_url__regex=s3",
+                  "zones__camera__stream_url__contains=s3"]:
+        response = client.get(f"/admin/cameras/camera/?{query}")
+        answers.append((response.status_code, b"1 camera" in response.content))
+    assert answers == [(400, False)] * 5
+    # Through a relation from another admin too.
+    response = client.get(f"/admin/alerts/alert/?camera__stream_url__contains=s3cret")
+    assert response.status_code == 400
+
+
+# --- Medium 2: the stored password re-attached to a host of the manager's choosing ---------------
+
+def _camera_form(camera: Camera, url: str) -> dict[str, str]:
+    return {
+        "site": str(camera.site_id), "name": camera.name, "channel": str(camera.channel), "stream_url": url,
+        "detect_url": "", "enabled": "on", "detector": "", "detection_fps": "5", "threshold": "", "pre_seconds": "",
+        "during_seconds": "", "post_seconds": "", "ring_seconds": "",
+        "zones-TOTAL_FORMS": "0", "zones-INITIAL_FORMS": "0", "zones-MIN_NUM_FORMS": "0", "zones-MAX_NUM_FORMS": "1000",
+    }
+
+
+@pytest.mark.parametrize("url", [
+    "rtsp://admin:****@attacker.example:554/steal",  # another host
+    "rtsp://admin:****@10.0.0.5:8554/ch1",  # another port
+    "rtsp://root:****@10.0.0.5:554/ch1",  # another user
+    "rtsps://admin:****@10.0.0.5:554/ch1",  # another scheme
+])
+def test_it_never_sends_the_stored_password_to_a_changed_endpoint(world: World, url: str) -> None:
+    camera = make_camera(world.site_a, "Door", stream_url=SECRET_URL)
+    client = _as(world, "manager")
+    response = client.post(f"/admin/cameras/camera/{camera.pk}/change/", _camera_form(camera, url))
+    assert response.status_code == 200
+    assert "type the camera&#x27;s password again" in response.content.decode().lower()
+    camera.refresh_from_db()
+    assert camera.stream_url == SECRET_URL
+
+
+def test_it_keeps_the_stored_password_when_only_the_path_changes(world: World) -> None:
+    camera = make_camera(world.site_a, "Door", stream_url=SECRET_URL)
+    response = _as(world, "manager").post(f"/admin/cameras/camera/{camera.pk}/change/",
+                                          _camera_form(camera, "rtsp://admin:****@10.0.0.5:554/ch2"))
+    assert response.status_code == 302
+    camera.refresh_from_db()
+    assert camera.stream_url == "rtsp://admin:s3cretpw@10.0.0.5:554/ch2"
+
+
+# --- Medium 3: whole clips copied without an access-log row ----------------------------------------
+
+@pytest.mark.parametrize("header", ["bytes=-999999999", "bytes=00-", "bytes=10-5", "bytes=5-9,0-1", "items=0-5",
+                                    "bytes=" + "9" * 5000 + "-"])
+@pytest.mark.parametrize(("path", "persona", "action"), [("clip", "viewer", AccessAction.VIEW),
+                                                         ("download", "reviewer", AccessAction.DOWNLOAD)])
+def test_it_records_every_clip_access_whatever_the_range(world: World, header: str, path: str, persona: str,
+                                                         action: AccessAction) -> None:
+    response = _as(world, persona).get(f"/alerts/{world.alert_a.pk}/{path}/", HTTP_RANGE=header)
+    assert response.status_code in (200, 206)  # a 4,300-digit number is no 500 either
+    assert len(_body(response)) > 0
+    assert list(ClipAccess.objects.values_list("alert_id", "username", "action")) == [
+        (world.alert_a.pk, persona, action)
+    ]
+
+
+# --- Medium 4: look-alike user names get fresh tries -----------------------------------------------
+
+@pytest.mark.django_db
+def test_look_alike_names_share_the_lock_of_the_name_they_log_in_as(fast_passwords) -> None:  # noqa: F811
+    make_user("ra", site=make_site(), role=Role.VIEWER)
+    fullwidth, bold = "\uff52\uff41", "\U0001d42b\U0001d41a"  # ｒａ and 𝐫𝐚
+    # The attack's premise: Django's form applies NFKC, so both log in as "ra".
+    assert Client().post("/login/", {"username": fullwidth, "password": PASSWORD}).status_code == 302
+    client = Client()
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
+        client.post("/login/", {"username": "ra", "password": "wrong-guess-1"}, REMOTE_ADDR="10.0.0.1")
+    for name in (fullwidth, bold, " RA "):
+        refused = Client().post("/login/", {"username": name, "password": PASSWORD}, REMOTE_ADDR="10.9.9.9")
+        assert refused.status_code == 429, name
+
+
+# --- Low -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("persona", ["manager", "superuser"])
+def test_the_site_admin_change_page_opens_and_saves(world: World, persona: str) -> None:
+    client = _as(world, persona)
+    url = f"/admin/cameras/site/{world.site_a.pk}/change/"
+    assert client.get(url).status_code == 200
+    data = {"name": world.site_a.name, "time_zone": "Europe/Paris",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0", "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000"}
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    world.site_a.refresh_from_db()
+    assert world.site_a.time_zone == "Europe/Paris"
+    assert _as(world, "manager").get(f"/admin/cameras/site/{world.site_b.pk}/change/").status_code in (302, 404)
+
+
+def test_admin_list_filters_name_only_the_managers_sites(world: World) -> None:
+    page = _as(world, "manager").get("/admin/cameras/camera/").content.decode()
+    assert "Riverside" in page and "Hilltop" not in page
+    page = _as(world, "manager").get("/admin/alerts/alert/").content.decode()
+    assert "Hilltop" not in page
+
+
+def test_it_refuses_a_polygon_with_too_many_points_at_once() -> None:
+    huge = [[0.5 + 0.4 * (i % 2), i / 20_000] for i in range(20_000)]
+    with pytest.raises(ValidationError, match="at most 100 points; it has 20000"):
+        validate_polygon(huge)
+
+
+def test_log_lines_cannot_be_forged_with_control_characters() -> None:
+    forged = "bob\n2026-12-01 10:00:00,000 INFO shoplift.auth login username=root ip=1.2.3.4"
+    record = logging.LogRecord("shoplift.auth", logging.WARNING, __file__, 1, "login failed username=%s",
+                               (forged,), None)
+    record.camera = "Aisle\r\n3\x1b[31m"
+    line = KeyValueFormatter().format(record)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert "username=bob\\n2026-12-01" in line and 'camera="Aisle\\\\r\\\\n3\\\\x1b[31m"' not in line
+    assert "camera=Aisle\\r\\n3\\x1b[31m" in line
