@@ -13,6 +13,7 @@ import unicodedata
 from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -66,11 +67,14 @@ def _retry_after(timestamps: list[datetime], limit: int, now: datetime) -> int |
     return max(1, math.ceil((unlock_at - now).total_seconds()))
 
 
-def login_lockout(*, username: str, ip_address: str | None) -> Lockout | None:
-    """The lock that refuses this attempt, or None when it may go ahead."""
+def login_lockout(*, username: str, ip_address: str | None, before_id: int | None = None) -> Lockout | None:
+    """The lock that refuses this attempt, or None when it may go ahead. With `before_id`, only
+    failures recorded before that row count (the attempt's own claim, see `login_attempt_claim`)."""
     now = timezone.now()
     since = now - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
     recent = LoginFailure.objects.filter(at__gt=since).order_by("-at")
+    if before_id is not None:
+        recent = recent.filter(pk__lt=before_id)
     checks = [("username", recent.filter(username=_normalize(username)), settings.LOGIN_FAILURE_LIMIT)]
     if ip_address:
         checks.append(("address", recent.filter(ip_address=ip_address), settings.LOGIN_FAILURE_IP_LIMIT))
@@ -82,15 +86,33 @@ def login_lockout(*, username: str, ip_address: str | None) -> Lockout | None:
     return None
 
 
-def login_failure_record(*, username: str, ip_address: str | None) -> None:
+def login_attempt_claim(*, username: str, ip_address: str | None) -> tuple[int, Lockout | None]:
+    """Record the attempt as a failure first, then count only what came before it.
+
+    Parallel attempts each insert their row before counting, and row ids are ordered, so no
+    more than the limit of them get through: a check-then-record lock let a burst of parallel
+    requests all pass the check. The caller removes the row when the attempt succeeds or is
+    refused (a refused attempt is not counted), and keeps it when it fails.
+    """
     now = timezone.now()
-    LoginFailure.objects.create(username=_normalize(username), ip_address=ip_address, at=now)
+    claim = LoginFailure.objects.create(username=_normalize(username), ip_address=ip_address, at=now)
     # Rows past the window count for nothing: drop them so the table stays small.
     LoginFailure.objects.filter(at__lte=now - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)).delete()
+    return claim.pk, login_lockout(username=username, ip_address=ip_address, before_id=claim.pk)
+
+
+def login_attempt_release(claim_id: int) -> None:
+    LoginFailure.objects.filter(pk=claim_id).delete()
 
 
 def login_failures_clear(*, username: str) -> None:
     LoginFailure.objects.filter(username=_normalize(username)).delete()
+
+
+def _locked(request: HttpRequest, template: str, context: dict[str, Any], lockout: Lockout) -> HttpResponse:
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(lockout.retry_after)
+    return response
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -115,16 +137,14 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "registration/login.html", context)
     username, ip_address = request.POST.get("username", ""), client_ip(request)
-    lockout = login_lockout(username=username, ip_address=ip_address)
+    claim, lockout = login_attempt_claim(username=username, ip_address=ip_address)
     if lockout is not None:
+        login_attempt_release(claim)
         logger.warning("login refused: too many failures username=%s ip=%s limit=%s retry_after=%ss",
                        _normalize(username), ip_address, lockout.key, lockout.retry_after)
         context.update(form=AuthenticationForm(request), locked_for=_minutes(lockout.retry_after))
-        response = render(request, "registration/login.html", context, status=429)
-        response["Retry-After"] = str(lockout.retry_after)
-        return response
-    if not form.is_valid():
-        login_failure_record(username=username, ip_address=ip_address)
+        return _locked(request, "registration/login.html", context, lockout)
+    if not form.is_valid():  # the claimed row stays: it is this failure
         logger.warning("login failed username=%s ip=%s", _normalize(username), ip_address)
         return render(request, "registration/login.html", context, status=200)
     user = form.get_user()
@@ -156,8 +176,25 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def password_change_view(request: HttpRequest) -> HttpResponse:
+    """Asks for the current password, so a wrong one counts against the same per-user and
+    per-address limits as a failed login: a stolen session cannot guess it without limit."""
     form = PasswordChangeForm(request.user, data=request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST":
+        username, ip_address = request.user.get_username(), client_ip(request)
+        claim, lockout = login_attempt_claim(username=username, ip_address=ip_address)
+        if lockout is not None:
+            login_attempt_release(claim)
+            logger.warning("password change refused: too many failures username=%s ip=%s", username, ip_address)
+            return _locked(request, "registration/password_change.html",
+                           {"form": PasswordChangeForm(request.user), "locked_for": _minutes(lockout.retry_after)},
+                           lockout)
+        if not form.is_valid():
+            if "old_password" in form.errors:  # the claimed row stays: a wrong guess of the password
+                logger.warning("password change: wrong current password username=%s ip=%s", username, ip_address)
+            else:
+                login_attempt_release(claim)  # a too-weak new password is no guess
+            return render(request, "registration/password_change.html", {"form": form})
+        login_attempt_release(claim)
         user = form.save()
         update_session_auth_hash(request, user)  # stay signed in on this device
         logger.info("password changed username=%s", user.get_username())

@@ -157,3 +157,48 @@ def test_log_lines_cannot_be_forged_with_control_characters() -> None:
     assert "\n" not in line and "\r" not in line and "\x1b" not in line
     assert "username=bob\\n2026-12-01" in line and 'camera="Aisle\\\\r\\\\n3\\\\x1b[31m"' not in line
     assert "camera=Aisle\\r\\n3\\x1b[31m" in line
+
+
+@pytest.mark.django_db
+def test_password_change_counts_wrong_current_passwords_like_failed_logins(fast_passwords) -> None:  # noqa: F811
+    make_user("alice", site=make_site(), role=Role.VIEWER)
+    stolen = Client()
+    assert stolen.login(username="alice", password=PASSWORD)
+    statuses = []
+    for n in range(settings.LOGIN_FAILURE_LIMIT + 2):
+        response = stolen.post("/password/", {"old_password": f"guess-{n}-xyz", "new_password1": "N3w-passw0rd-ok",
+                                              "new_password2": "N3w-passw0rd-ok"}, REMOTE_ADDR="10.0.0.8")
+        statuses.append(response.status_code)
+    assert statuses == [200] * settings.LOGIN_FAILURE_LIMIT + [429, 429]
+    # Even the right password is refused now, and the owner's login is locked for the window too.
+    right = stolen.post("/password/", {"old_password": PASSWORD, "new_password1": "N3w-passw0rd-ok",
+                                       "new_password2": "N3w-passw0rd-ok"}, REMOTE_ADDR="10.0.0.8")
+    assert right.status_code == 429 and "Try again in" in right.content.decode()
+    assert Client().post("/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_login_attempts_never_exceed_the_limit(fast_passwords) -> None:  # noqa: F811
+    """Twenty simultaneous wrong guesses: at most LOGIN_FAILURE_LIMIT are tried, the rest refused."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    make_user("bob", site=make_site(), role=Role.VIEWER)
+    barrier = Barrier(20)
+
+    def attempt(n: int) -> int:
+        try:
+            barrier.wait()
+            return Client().post("/login/", {"username": "bob", "password": f"wrong-{n}"},
+                                 REMOTE_ADDR=f"10.1.0.{n}").status_code
+        finally:
+            connection.close()
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serializes writers; the race needs a server database (CI runs PostgreSQL)")
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    assert statuses.count(200) <= settings.LOGIN_FAILURE_LIMIT, statuses
+    assert statuses.count(429) >= 20 - settings.LOGIN_FAILURE_LIMIT
