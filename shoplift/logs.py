@@ -86,15 +86,28 @@ class KeyValueFormatter(logging.Formatter):
         return f"{line} {fields} {message}" if fields else f"{line} {message}"
 
 
+# Logs name cameras, users and addresses: readable by the service's user and group only,
+# whatever the umask (clips and spools get the same through FILE_UPLOAD_PERMISSIONS).
+LOG_FILE_MODE = 0o640
+
+
 def _gzip_rotator(source: str, dest: str) -> None:
     with open(source, "rb") as src, gzip.open(dest, "wb") as dst:
         shutil.copyfileobj(src, dst)
+    os.chmod(dest, LOG_FILE_MODE)
     os.remove(source)
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    def _open(self) -> Any:
+        stream = super()._open()
+        os.chmod(self.baseFilename, LOG_FILE_MODE)
+        return stream
 
 
 def rotating_file_handler(path: Path, *, max_bytes: int, backups: int) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler = _PrivateRotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.namer = lambda name: f"{name}.gz"
     handler.rotator = _gzip_rotator
     return handler

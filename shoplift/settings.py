@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "shoplift.headers.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "shoplift.urls"
@@ -272,6 +273,11 @@ STORAGES = {
     },
 }
 
+# Clips, thumbnails, snapshots and spools on local disk: owner read-write, group read, others
+# nothing, whatever the process umask (log files get the same mode: shoplift/logs.py).
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
 # --- Redis and Celery --------------------------------------------------------------------------
 REDIS_URL = _read("REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0", "a Redis URL such as redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = _read("CELERY_BROKER_URL", _redis_url, REDIS_URL, "a Redis URL such as redis://127.0.0.1:6379/0")
@@ -342,6 +348,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", _bool, False, "true or false")
 SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", int, 0, "seconds, an integer")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", _bool, False,
+                                       "true or false (true when every subdomain is served over HTTPS)")
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _bool, False, "true or false")
 if _read("SECURE_PROXY_SSL_HEADER", _bool, False, "true or false (true behind a proxy that sets X-Forwarded-Proto)"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

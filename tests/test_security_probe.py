@@ -202,3 +202,47 @@ def test_parallel_login_attempts_never_exceed_the_limit(fast_passwords) -> None:
         statuses = list(pool.map(attempt, range(20)))
     assert statuses.count(200) <= settings.LOGIN_FAILURE_LIMIT, statuses
     assert statuses.count(429) >= 20 - settings.LOGIN_FAILURE_LIMIT
+
+
+def test_clips_and_logs_are_written_private_to_the_service_whatever_the_umask(clip_settings, tmp_path) -> None:  # noqa: F811
+    import os
+    import stat
+
+    from django.core.files.base import ContentFile
+
+    from alerts.models import clip_storage
+    from shoplift.logs import rotating_file_handler
+
+    old = os.umask(0o022)
+    try:
+        name = clip_storage().save("clips/site/cam/2026/12/01/1.mp4", ContentFile(b"\x00" * 100))
+        handler = rotating_file_handler(tmp_path / "log" / "web.log", max_bytes=200, backups=2)
+        for n in range(10):
+            handler.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "line %s " + "x" * 50, (n,), None))
+        handler.close()
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "log").iterdir()}
+    assert stat.S_IMODE((clip_settings / name).stat().st_mode) == 0o640
+    assert stat.S_IMODE((clip_settings / name).parent.stat().st_mode) == 0o750
+    assert "web.log.1.gz" in modes and set(modes.values()) == {0o640}, modes
+
+
+def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "SECRET_", "DEBUG"))}
+    for line in (root / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.split("   #")[0].strip()
+    env.update(DATA_DIR=str(tmp_path), CLIP_STORAGE_DIR=str(tmp_path / "clips"), LOG_DIR=str(tmp_path / "log"),
+               DJANGO_SETTINGS_MODULE="shoplift.settings")
+    run = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "no issues" in run.stdout
