@@ -31,6 +31,7 @@ from cameras.models import Zone
 from detection.models import WHOLE_FRAME, DedupKey
 from detection.rules import Event
 from detection.tracking.tracks import KEYPOINT_MIN_SCORE, SKELETON
+from shoplift.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -62,27 +63,20 @@ def alert_raise(event: Event, *, window_seconds: float | None = None) -> RaiseRe
     at = epoch_to_datetime(event.start)
     jpeg = thumbnail_jpeg(event)  # CPU work before the transaction: it holds the key's row lock
     key_id = _dedup_key_id(event)
-    saved_thumbnail = ""
-    try:
-        with transaction.atomic():
-            # The claim: only a key whose last alert is old enough (or absent) is updated, atomically.
-            claimed = DedupKey.objects.filter(pk=key_id).filter(
-                Q(last_alert_at__isnull=True) | Q(last_alert_at__lte=at - window)
-            ).update(last_alert_at=at)
-            if not claimed:
-                return _suppress(event, key_id, window)
-            alert = _alert_create(event, at)
-            if jpeg:
-                # Through clip_storage() when used, like every reader of the field, so a deployment
-                # (or a test) that swaps the clips storage gets the thumbnail where it reads it.
-                saved_thumbnail = clip_storage().save(_thumbnail_name(alert), ContentFile(jpeg))
-                alert.thumbnail.name = saved_thumbnail
-                alert.save(update_fields=["thumbnail"])
-            DedupKey.objects.filter(pk=key_id).update(last_alert_id=alert.pk)
-    except BaseException:
-        if saved_thumbnail:
-            clip_storage().delete(saved_thumbnail)  # the row it belonged to was rolled back
-        raise
+    with transaction.atomic():
+        # The claim: only a key whose last alert is old enough (or absent) is updated, atomically.
+        claimed = DedupKey.objects.filter(pk=key_id).filter(
+            Q(last_alert_at__isnull=True) | Q(last_alert_at__lte=at - window)
+        ).update(last_alert_at=at)
+        if not claimed:
+            return _suppress(event, key_id, window)
+        alert = _alert_create(event, at)
+        DedupKey.objects.filter(pk=key_id).update(last_alert_id=alert.pk)
+    if jpeg:
+        # Storage after the transaction, never inside it: a slow bucket must not hold the key's row
+        # lock (every detector process raising on that key would wait on it). An alert whose
+        # thumbnail could not be stored stays, without one.
+        _thumbnail_store(alert, jpeg)
     logger.info("alert raised alert=%s camera=%s camera_name=%s zone=%s event_type=%s score=%.3f start=%s "
                 "clip=%.1f..%.1f", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
                 event.event_type, event.score, at.isoformat(), event.clip_start, event.clip_end)
@@ -132,6 +126,18 @@ def _alert_create(event: Event, at: datetime) -> Alert:
         clip_start=epoch_to_datetime(event.clip_start), clip_end=epoch_to_datetime(event.clip_end),
         clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(), track=_track_json(event),
     )
+
+
+def _thumbnail_store(alert: Alert, jpeg: bytes) -> None:
+    try:
+        # Through clip_storage() when used, like every reader of the field, so a deployment (or a
+        # test) that swaps the clips storage gets the thumbnail where it reads it.
+        name = clip_storage().save(_thumbnail_name(alert), ContentFile(jpeg))
+    except STORAGE_ERRORS as exc:
+        logger.warning("thumbnail not stored alert=%s error=%s: the alert stays without one", alert.pk, exc)
+        return
+    Alert.objects.filter(pk=alert.pk).update(thumbnail=name)
+    alert.thumbnail.name = name
 
 
 def _track_json(event: Event) -> dict[str, object] | None:

@@ -137,3 +137,32 @@ def test_it_stores_the_persons_track_over_the_clip_window_and_draws_the_skeleton
     alert_event_close(alert_id=alert.pk, event=ended)
     alert.refresh_from_db()
     assert max(p["t"] for p in alert.track["points"]) == pytest.approx(T0 + 2.8)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_the_thumbnail_outside_the_dedup_transaction(clip_settings, monkeypatch):
+    """A slow bucket must not hold the dedup key's row lock: no storage call inside the transaction."""
+    from django.db import connection
+
+    camera = make_camera(make_site())
+    storage = clip_storage()
+    inside = []
+    original = storage.save
+    monkeypatch.setattr(storage, "save", lambda *a, **k: inside.append(connection.in_atomic_block) or original(*a, **k))
+    alert = Alert.objects.get(pk=alert_raise(event_for(camera)).alert_id)
+    assert inside == [False]
+    assert alert.thumbnail.name and storage.exists(alert.thumbnail.name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_the_alert_when_the_thumbnail_cannot_be_stored(clip_settings, monkeypatch, caplog):
+    camera = make_camera(make_site())
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(clip_storage(), "save", full_disk)
+    result = alert_raise(event_for(camera))
+    alert = Alert.objects.get(pk=result.alert_id)
+    assert result.created and not alert.thumbnail
+    assert any("thumbnail not stored" in r.getMessage() for r in caplog.records)
