@@ -55,26 +55,49 @@ def _backoff(attempt: int) -> float:
     return min(float(settings.CLIP_RETRY_BACKOFF_SECONDS) * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
 
 
-def clip_job_claim(*, alert_id: int, task_id: str, now: datetime | None = None) -> bool:
-    """Take the build for this task. Allowed from queued, from this task's own failed attempt (a
-    scheduled retry), or from a building claim whose lease expired (its worker died)."""
-    now = now or timezone.now()
+def _claimable(task_id: str, now: datetime) -> Q:
     stale = now - timedelta(seconds=clip_lease_seconds())
-    claimable = (
+    return (
         Q(clip_status=ClipStatus.QUEUED)
         | Q(clip_status=ClipStatus.FAILED, clip_task_id=task_id)
         | Q(clip_status=ClipStatus.BUILDING, clip_status_changed_at__lt=stale)
     )
-    claimed = Alert.objects.filter(claimable, pk=alert_id).update(
+
+
+def clip_job_claim(*, alert_id: int, task_id: str, now: datetime | None = None) -> bool:
+    """Take the build for this task. Allowed from queued, from this task's own failed attempt (a
+    scheduled retry), or from a building claim whose lease expired (its worker died), and only
+    while attempts remain: an attempt counts when it is claimed, so builds cut short by a time
+    limit, an out-of-memory kill or a dead worker count too."""
+    now = now or timezone.now()
+    claimed = Alert.objects.filter(_claimable(task_id, now), pk=alert_id,
+                                   clip_attempts__lt=settings.CLIP_BUILD_MAX_ATTEMPTS).update(
         clip_status=ClipStatus.BUILDING, clip_task_id=task_id, clip_status_changed_at=now,
         clip_attempts=F("clip_attempts") + 1,
     )
     return claimed == 1
 
 
+def _give_up_interrupted(*, alert_id: int, task_id: str = "", now: datetime | None = None) -> bool:
+    """Fail a job that would be claimed again but has used up its attempts, saying why."""
+    now = now or timezone.now()
+    attempts = settings.CLIP_BUILD_MAX_ATTEMPTS
+    failed = Alert.objects.filter(_claimable(task_id, now), pk=alert_id, clip_attempts__gte=attempts).update(
+        clip_status=ClipStatus.FAILED, clip_status_changed_at=now,
+        clip_error=(f"The clip build was started {attempts} times without finishing (a worker killed, out of memory "
+                    "or past its time limit); the spool is kept. Fix the cause, then use 'Retry clip build' in the "
+                    "admin."),
+    )
+    if failed:
+        log.error("clip failed alert=%s attempts=%s error=interrupted builds used up the attempts", alert_id, attempts)
+    return failed == 1
+
+
 def clip_job_run(*, alert_id: int, task_id: str) -> JobOutcome:
     """Build one alert's clip. Called by the Celery task; owns every state change of the build."""
     if not clip_job_claim(alert_id=alert_id, task_id=task_id):
+        if _give_up_interrupted(alert_id=alert_id, task_id=task_id):
+            return JobOutcome("failed", detail="interrupted builds used up the attempts")
         alert = Alert.objects.filter(pk=alert_id).only("clip_status", "clip_status_changed_at").first()
         if alert is not None and alert.clip_status == ClipStatus.BUILDING:
             # Another delivery holds a live claim (or this one was redelivered after its worker died):
@@ -98,8 +121,9 @@ def clip_job_run(*, alert_id: int, task_id: str) -> JobOutcome:
             return _fail(alert, f"Cannot read the spool: {exc}", retry=True)
         name = clip_storage_name(alert)
         try:
-            if storage.exists(name):
-                storage.delete(name)  # a half-written file from a killed attempt; never keep two
+            # Never delete the name first: another attempt (whose lease this one took over) may have
+            # written the clip there. Storage.save never overwrites; it picks a free name, which is
+            # the only one this task may delete (when it loses its claim, in _ready).
             with built.path.open("rb") as fh:
                 saved = storage.save(name, File(fh, name=Path(name).name))
         except STORAGE_ERRORS as exc:
@@ -198,6 +222,8 @@ def clip_jobs_sweep(*, now: datetime | None = None, limit: int = 200) -> int:
     ids = list(Alert.objects.filter(stuck).order_by("clip_status_changed_at").values_list("pk", flat=True)[:limit])
     sent = 0
     for alert_id in ids:
+        if _give_up_interrupted(alert_id=alert_id, now=now):
+            continue  # re-sending it would only be refused: its attempts are used up
         with transaction.atomic():
             # Conditional again: the job may have moved on since the select.
             if Alert.objects.filter(stuck, pk=alert_id).update(clip_status=ClipStatus.QUEUED, clip_task_id="",

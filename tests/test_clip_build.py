@@ -178,3 +178,53 @@ def test_the_sweeper_requeues_stuck_jobs_only(clip_dir):
     assert statuses[ready.pk] == ClipStatus.READY
     assert statuses[fresh.pk] == ClipStatus.QUEUED
     assert Alert.objects.get(pk=stuck_building.pk).clip_task_id == ""
+
+
+@pytest.mark.django_db
+def test_interrupted_builds_count_and_the_sweeper_stops_at_the_bound(clip_dir, settings):
+    """A build killed by a time limit, OOM or a dead worker leaves the alert 'building'; its
+    attempt still counts, and past the bound the sweeper fails it with the reason instead of
+    re-queuing it forever."""
+    settings.CLIP_BUILD_MAX_ATTEMPTS = 3
+    alert = queued_alert(make_video(width=320, height=240, seconds=8, gop=50, container="ts").read_bytes())
+    old = timezone.now() - timedelta(hours=1)
+    for n in range(3):
+        assert clip_job_claim(alert_id=alert.pk, task_id=f"killed-{n}")  # ...and the worker dies mid-build
+        Alert.objects.filter(pk=alert.pk).update(clip_status_changed_at=old)
+        clip_jobs_sweep()
+    alert.refresh_from_db()
+    assert alert.clip_attempts == 3
+    assert alert.clip_status == ClipStatus.FAILED
+    assert "started 3 times without finishing" in alert.clip_error
+    assert (clip_dir / alert.spool_name).exists()  # kept for the operator's retry
+    assert clip_jobs_sweep() == 0
+    assert clip_job_run(alert_id=alert.pk, task_id="late-delivery").status == "skipped"
+    assert clip_job_retry(alert_id=alert.pk)
+    assert clip_job_run(alert_id=alert.pk, task_id="operator").status == "ready"
+
+
+@pytest.mark.django_db
+def test_a_build_that_lost_its_claim_never_deletes_the_winners_clip(clip_dir, monkeypatch, django_capture_on_commit_callbacks):
+    import alerts.clip_jobs as jobs
+
+    alert = queued_alert(make_video(width=320, height=240, seconds=8, gop=50, container="ts").read_bytes())
+    real_build = jobs._build
+    overtaken = []
+
+    def slow_build(alert_row, tmp):  # type: ignore[no-untyped-def]
+        built = real_build(alert_row, tmp)
+        if alert_row.clip_task_id == "slow" and not overtaken:
+            # While the slow build runs, its lease expires and another delivery builds the clip.
+            overtaken.append(True)
+            Alert.objects.filter(pk=alert_row.pk).update(clip_status_changed_at=timezone.now() - timedelta(hours=1))
+            assert jobs.clip_job_run(alert_id=alert_row.pk, task_id="fast").status == "ready"
+        return built
+
+    monkeypatch.setattr(jobs, "_build", slow_build)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.clip_job_run(alert_id=alert.pk, task_id="slow").status == "skipped"
+    alert.refresh_from_db()
+    assert alert.clip_status == ClipStatus.READY and alert.clip_task_id == "fast"
+    stored = clip_dir / alert.clip.name
+    assert stored.exists() and file_sha256(stored) == alert.clip_sha256
+    assert [p.name for p in stored.parent.iterdir()] == [stored.name]  # the loser removed its own file only

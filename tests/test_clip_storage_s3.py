@@ -145,16 +145,18 @@ def test_it_builds_a_clip_from_a_spool_in_the_bucket_and_stores_it_at_the_expect
 
 
 @pytest.mark.django_db
-def test_it_replaces_a_leftover_object_at_the_clip_key_instead_of_renaming(bucket: Bucket) -> None:
+def test_it_never_overwrites_or_deletes_an_object_another_attempt_wrote_at_the_clip_key(bucket: Bucket) -> None:
     alert = queued_alert_with_spool(make_video(width=320, height=240, seconds=8, gop=50, container="ts").read_bytes())
     name = clip_storage_name(Alert.objects.select_related("camera__site").get(pk=alert.pk))
-    bucket.client.put_object(Bucket=bucket.name, Key=bucket.key(name), Body=b"half-written by a killed attempt")
+    # Another attempt's object (it may be a winner whose claim this task took over): not ours to delete.
+    bucket.client.put_object(Bucket=bucket.name, Key=bucket.key(name), Body=b"written by another attempt")
 
     assert clip_job_run(alert_id=alert.pk, task_id="t1").status == "ready"
 
     alert.refresh_from_db()
-    assert alert.clip.name == name
-    assert hashlib.sha256(bucket.read(name)).hexdigest() == alert.clip_sha256
+    assert alert.clip.name != name and alert.clip.name.startswith(name.removesuffix(".mp4"))
+    assert hashlib.sha256(bucket.read(alert.clip.name)).hexdigest() == alert.clip_sha256
+    assert bucket.read(name) == b"written by another attempt"
 
 
 @pytest.mark.django_db
