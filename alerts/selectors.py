@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, UTC
 
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -14,7 +14,7 @@ from cameras.selectors import AnyUser, site_list_for
 PAGE_SIZE = 50
 POLL_LIMIT = 50
 EVENT_TYPES_CACHE_SECONDS = 60
-_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ COLUMNS = ("#", "Figure", "Measured", "Baseline (same run)", "Ratio", "Goal", "M
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def load_average() -> float:

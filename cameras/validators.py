@@ -25,7 +25,9 @@ def validate_rtsp_url(value: str) -> None:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise ValidationError(f"'{shown}' is not a valid URL ({exc}). Expected rtsp://[user:password@]host[:port]/path.")
+        raise ValidationError(
+            f"'{shown}' is not a valid URL ({exc}). Expected rtsp://[user:password@]host[:port]/path."
+        ) from None
     if parts.scheme.lower() not in RTSP_SCHEMES:
         raise ValidationError(
             f"'{shown}' must start with rtsp:// or rtsps:// (got '{parts.scheme or 'no scheme'}'). "
@@ -145,6 +147,8 @@ def validate_time_zone(value: str) -> None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"'{value}' is not a time zone name; use an IANA name such as Europe/Paris or America/New_York.")
+        raise ValidationError(
+            f"'{value}' is not a time zone name; use an IANA name such as Europe/Paris or America/New_York."
+        ) from None
     if value not in available_timezones() and value != "UTC":
         raise ValidationError(f"'{value}' is not a time zone name; use an IANA name such as Europe/Paris.")

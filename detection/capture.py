@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -33,7 +33,7 @@ import av.error
 import numpy as np
 
 from cameras.masking import mask_text, mask_url
-from detection.probe import READ_SLICE_SECONDS, StreamError, explain_error, open_input
+from detection.probe import StreamError, explain_error, open_input
 from detection.ring import CodecParams, PacketRing, RingPacket
 
 if TYPE_CHECKING:
@@ -567,7 +567,7 @@ class CameraStream:
         last = self._last_packet_at
         status = CameraStatus(
             camera_id=self.spec.camera_id, online=online,
-            last_frame_at=datetime.fromtimestamp(last, tz=timezone.utc) if last else None,
+            last_frame_at=datetime.fromtimestamp(last, tz=UTC) if last else None,
             last_error=mask_text(error),
         )
         with self._status_lock:

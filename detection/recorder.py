@@ -202,7 +202,7 @@ class ClipRecorder(BackgroundThread):
         if not recording.packets or recording.codec is None:
             alert_clip_unrecorded(alert_id=recording.alert_id, reason="no video arrived from the camera for the clip window")
             return
-        first, last = recording.packets[0].recv_time, recording.packets[-1].recv_time
+        last = recording.packets[-1].recv_time
         if last < recording.clip_end - 1.0:
             logger.warning("clip cut short alert=%s camera=%s wanted_end=%.2f last_packet=%.2f reason=%s",
                            recording.alert_id, recording.event.camera_name, recording.clip_end, last,

@@ -94,7 +94,7 @@ class Supervisor:
 
     def start_captures(self) -> None:
         specs = self._specs(self.rules)
-        for camera_id, spec in specs.items():
+        for spec in specs.values():
             self._start_stream(spec)
 
     def start_inference(self) -> None:

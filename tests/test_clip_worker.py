@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import urllib.request
@@ -19,7 +18,7 @@ from alerts.clips import file_sha256
 from alerts.models import Alert, ClipStatus
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.processes import CeleryWorker, redis_server, start_worker  # noqa: F401
-from tests.support.rtsp import MEDIA_DIR, free_port, make_video, wait_until
+from tests.support.rtsp import free_port, make_video, wait_until
 from tests.test_clip_build import make_hevc, queued_alert
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -78,7 +77,7 @@ def test_it_builds_a_clip_in_the_worker_and_counts_it_in_the_metrics(redis_serve
         alert.refresh_from_db()
         [stored] = clip_files(clip_settings, alert)
         assert file_sha256(stored) == alert.clip_sha256
-        assert "clip ready alert=%d" % alert.pk in worker.log()
+        assert f"clip ready alert={alert.pk}" in worker.log()
         assert 0 < alert.clip_build_seconds < 30
 
         metrics = scrape(port)

@@ -1,7 +1,7 @@
 """The alert detail page, reviews, the wait for a clip, and the camera status page."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from django.test import Client
@@ -29,10 +29,10 @@ def _client(world: World, persona: str) -> Client:
 def test_it_shows_the_metadata_in_the_sites_time_zone(world: World) -> None:
     alert = world.alert_b  # Hilltop, America/New_York
     Alert.objects.filter(pk=alert.pk).update(
-        event_start=datetime(2024, 1, 15, 17, 30, 0, tzinfo=dt_timezone.utc),
-        event_end=datetime(2024, 1, 15, 17, 30, 2, tzinfo=dt_timezone.utc),
-        clip_start=datetime(2024, 1, 15, 17, 29, 58, tzinfo=dt_timezone.utc),
-        clip_end=datetime(2024, 1, 15, 17, 30, 4, tzinfo=dt_timezone.utc),
+        event_start=datetime(2024, 1, 15, 17, 30, 0, tzinfo=UTC),
+        event_end=datetime(2024, 1, 15, 17, 30, 2, tzinfo=UTC),
+        clip_start=datetime(2024, 1, 15, 17, 29, 58, tzinfo=UTC),
+        clip_end=datetime(2024, 1, 15, 17, 30, 4, tzinfo=UTC),
         clip_error="first attempt: disk full",
     )
 

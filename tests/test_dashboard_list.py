@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from django.core.cache import cache
@@ -20,7 +20,7 @@ from tests.support.clips import (  # noqa: F401  (fixtures)
 )
 from tests.support.factories import make_alert, make_camera, make_user, make_zone
 
-T0 = datetime(2024, 6, 1, 12, 0, tzinfo=dt_timezone.utc)
+T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def _ids(response) -> list[int]:  # type: ignore[no-untyped-def]
@@ -102,7 +102,7 @@ def test_it_filters_by_site_camera_and_zone(world: World) -> None:
 
 def test_it_reads_dates_as_days_in_the_sites_time_zone(world: World) -> None:
     # 2024-06-02 02:30 UTC is still 1 June in New York (22:30 EDT).
-    late_evening = make_alert(world.camera_b, at=datetime(2024, 6, 2, 2, 30, tzinfo=dt_timezone.utc))
+    late_evening = make_alert(world.camera_b, at=datetime(2024, 6, 2, 2, 30, tzinfo=UTC))
 
     ids = _ids(_client(world, "superuser").get("/", {"site": world.site_b.pk, "date_from": "2024-06-01",
                                                      "date_to": "2024-06-01"}))
@@ -258,7 +258,7 @@ def test_it_shows_a_user_without_any_site_an_empty_list(world: World) -> None:
 
 
 def test_it_encodes_and_decodes_cursors_exactly() -> None:
-    cursor = Cursor(detected_at=datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=dt_timezone.utc), id=42)
+    cursor = Cursor(detected_at=datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC), id=42)
 
     assert Cursor.decode(cursor.encode()) == cursor
     assert Cursor.decode("12-x") is None

@@ -5,7 +5,6 @@ import gzip
 import logging
 import os
 import threading
-from pathlib import Path
 
 from shoplift.logs import KeyValueFormatter, MaskCredentialsFilter, QueuedHandler, process_type, rotating_file_handler
 from tests.support.rtsp import wait_until

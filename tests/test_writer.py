@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -27,7 +27,7 @@ def writer():
 
 def test_it_applies_a_camera_status_to_the_row(writer: Writer):
     camera = make_camera(make_site())
-    seen = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    seen = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     writer.submit_status(CameraStatus(camera.pk, online=True, last_frame_at=seen, last_error=""))
     wait_until(lambda: Camera.objects.get(pk=camera.pk).online, 10, message="camera online")
     row = Camera.objects.get(pk=camera.pk)
@@ -36,7 +36,7 @@ def test_it_applies_a_camera_status_to_the_row(writer: Writer):
 
 def test_it_keeps_the_last_frame_time_and_masks_the_error_when_a_camera_goes_offline(writer: Writer):
     camera = make_camera(make_site())
-    seen = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    seen = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     writer.submit_status(CameraStatus(camera.pk, online=True, last_frame_at=seen, last_error=""))
     wait_until(lambda: Camera.objects.get(pk=camera.pk).online, 10, message="camera online")
     writer.submit_status(CameraStatus(camera.pk, online=False, last_frame_at=None,

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import re
@@ -224,7 +223,7 @@ NANODET_OUTPUTS = [  # (tfjs name, new name, cells, channels, stride)
 
 def convert_nanodet(json_path: str):
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
     import tensorflow as tf
     from tf2onnx.convert import _convert_common
 

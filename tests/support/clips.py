@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, UTC
 from fractions import Fraction
 from pathlib import Path
 
@@ -130,7 +130,7 @@ def world(db: None, clip_settings: Path, fast_passwords: None, test_clip: Sample
     camera_a = make_camera(site_a, "Aisle 3")
     camera_b = make_camera(site_b, "Entrance")
     zone_a = make_zone(camera_a, "Spirits shelf")
-    at = datetime(2024, 6, 1, 13, 0, 5, tzinfo=dt_timezone.utc)
+    at = datetime(2024, 6, 1, 13, 0, 5, tzinfo=UTC)
     alert_a = attach_clip(make_alert(camera_a, zone=zone_a, at=at, event_type="concealment", score=0.87), test_clip)
     alert_b = attach_clip(make_alert(camera_b, at=at + timedelta(minutes=1), event_type="loitering"), test_clip)
     users: dict[str, AbstractUser | None] = {

@@ -146,7 +146,7 @@ class RtspServer:
         config: dict[str, Any] = {"mounts": self.mounts}
         if self.auth:
             config["auth"] = {"user": self.auth[0], "password": self.auth[1]}
-        for attempt in range(20):
+        for _attempt in range(20):
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--config", json.dumps(config)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
