@@ -107,6 +107,16 @@ class ClipAccess(models.Model):
         return f"{self.username} {self.action} alert #{self.alert_id} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
+class LoginThrottleKey(models.Model):
+    """One row per user name or client address that has tried to sign in: attempts on the same
+    key lock its row while they count and record, so parallel attempts cannot all pass the check."""
+
+    key = models.CharField(max_length=200, unique=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class LoginFailure(models.Model):
     """One failed login. Counted per user name and per client address to refuse brute force.
 

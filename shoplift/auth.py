@@ -20,6 +20,7 @@ from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,7 +31,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from alerts.models import LoginFailure
+from alerts.models import LoginFailure, LoginThrottleKey
 
 logger = logging.getLogger("shoplift.auth")
 
@@ -89,16 +90,24 @@ def login_lockout(*, username: str, ip_address: str | None, before_id: int | Non
 def login_attempt_claim(*, username: str, ip_address: str | None) -> tuple[int, Lockout | None]:
     """Record the attempt as a failure first, then count only what came before it.
 
-    Parallel attempts each insert their row before counting, and row ids are ordered, so no
-    more than the limit of them get through: a check-then-record lock let a burst of parallel
-    requests all pass the check. The caller removes the row when the attempt succeeds or is
+    Attempts on the same user name or address take that key's row lock, so they record and count
+    one at a time and no more than the limit of them get through: a check-then-record lock let a
+    burst of parallel requests all pass the check. The caller removes the row when the attempt succeeds or is
     refused (a refused attempt is not counted), and keeps it when it fails.
     """
-    now = timezone.now()
-    claim = LoginFailure.objects.create(username=_normalize(username), ip_address=ip_address, at=now)
+    keys = sorted({f"user:{_normalize(username)}", *([f"ip:{ip_address}"] if ip_address else [])})
+    for key in keys:
+        LoginThrottleKey.objects.get_or_create(key=key)
+    with transaction.atomic():
+        # Attempts on the same user name or address queue here, in key order (no deadlock), while
+        # they count and record; the row ids then order them for login_lockout.
+        list(LoginThrottleKey.objects.select_for_update().filter(key__in=keys).order_by("key"))
+        now = timezone.now()
+        claim = LoginFailure.objects.create(username=_normalize(username), ip_address=ip_address, at=now)
+        lockout = login_lockout(username=username, ip_address=ip_address, before_id=claim.pk)
     # Rows past the window count for nothing: drop them so the table stays small.
     LoginFailure.objects.filter(at__lte=now - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)).delete()
-    return claim.pk, login_lockout(username=username, ip_address=ip_address, before_id=claim.pk)
+    return claim.pk, lockout
 
 
 def login_attempt_release(claim_id: int) -> None:
