@@ -30,7 +30,7 @@ from alerts.models import Alert, ClipStatus, clip_storage
 from cameras.models import Zone
 from detection.models import WHOLE_FRAME, DedupKey
 from detection.rules import Event
-from detection.tracking.tracks import KEYPOINT_MIN_SCORE, SKELETON
+from detection.tracking.drawing import draw_person
 from shoplift.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -157,21 +157,10 @@ def thumbnail_jpeg(event: Event) -> bytes:
     if image is None:
         return b""
     image = np.ascontiguousarray(image).copy()
-    height, width = image.shape[:2]
-    thickness = max(2, round(min(width, height) / 120))
-
-    def px(x: float, y: float) -> tuple[int, int]:
-        return round(x * width), round(y * height)
-
-    if event.trigger_box is not None:
-        x1, y1, x2, y2 = event.trigger_box
-        cv2.rectangle(image, px(x1, y1), px(x2, y2), (0, 255, 255), thickness)
+    thickness = max(2, round(min(image.shape[:2]) / 120))
     point = min(event.track.points, key=lambda p: abs(p.at - event.trigger_at)) if event.track else None
-    if point is not None and point.keypoints is not None and abs(point.at - event.trigger_at) < 0.5:
-        keypoints = point.keypoints
-        for a, b in SKELETON:
-            if min(keypoints[a][2], keypoints[b][2]) >= KEYPOINT_MIN_SCORE:
-                cv2.line(image, px(*keypoints[a][:2]), px(*keypoints[b][:2]), (255, 0, 255), max(1, thickness - 1))
+    keypoints = point.keypoints if point is not None and abs(point.at - event.trigger_at) < 0.5 else None
+    draw_person(image, event.trigger_box, keypoints, box_thickness=thickness, bone_thickness=max(1, thickness - 1))
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
     if not ok:
         logger.warning("thumbnail not encoded camera=%s event_type=%s shape=%s", event.camera_id, event.event_type,

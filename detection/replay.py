@@ -23,7 +23,7 @@ from detection.capture import SampledFrame
 from detection.detectors.base import Detector, detect_batch
 from detection.rules import CameraRules, Event, EventPhase, RuleConfig, RuleEngine
 from detection.tracking.tracker import Track
-from detection.tracking.tracks import KEYPOINT_MIN_SCORE, SKELETON
+from detection.tracking.drawing import BOX_COLOUR, draw_person
 
 ZONE_COLOURS = {  # BGR
     "shelf": (0, 200, 255), "checkout": (0, 200, 0), "exit": (255, 160, 0), "restricted": (0, 0, 255),
@@ -76,9 +76,9 @@ def replay_video(path: Path, *, rules: CameraRules, detector: Detector, config: 
                     next_t += step * max(1, int((t - next_t) / step) + 1)
                     if pending is not None:
                         yield pending
-                    pending = _sample(frame, t, index, rules, detector, engine, context)
+                    pending, people = _sample(frame, t, index, rules, detector, engine, context)
                     if writer is not None:
-                        writer.people, writer.events = _people(detector, rules.camera_id), pending.events
+                        writer.people, writer.events = people, pending.events
                 if writer is not None:
                     writer.write(frame, t)
             if pending is not None:
@@ -97,7 +97,8 @@ def _frames(container: Any, stream: Any, path: Path) -> Iterator[av.VideoFrame]:
 
 
 def _sample(frame: av.VideoFrame, t: float, index: int, rules: CameraRules, detector: Detector,
-            engine: RuleEngine, context: dict[int, CameraRules]) -> SampleResult:
+            engine: RuleEngine, context: dict[int, CameraRules]) -> tuple[SampleResult, list[Track]]:
+    """The sample's outcome, and the tracked people it shows (for the annotated copy)."""
     size = detector.input_size
     image = (frame.reformat(width=size[0], height=size[1], format="bgr24") if size else frame.reformat(format="bgr24")
              ).to_ndarray()
@@ -105,8 +106,10 @@ def _sample(frame: av.VideoFrame, t: float, index: int, rules: CameraRules, dete
                            source_height=frame.height)
     detections = detect_batch(detector, [sampled], context)
     events = engine.process(rules.camera_id, t, detections, image=image)
-    return SampleResult(t=t, frame=index, people=[_person_json(p) for p in _people(detector, rules.camera_id)],
-                        events=[_event_json(e) for e in events if e.phase is not EventPhase.CAPPED])
+    people = _people(detector, rules.camera_id)
+    result = SampleResult(t=t, frame=index, people=[_person_json(p) for p in people],
+                          events=[_event_json(e) for e in events if e.phase is not EventPhase.CAPPED])
+    return result, people
 
 
 def _people(detector: Detector, camera_id: int) -> list[Track]:
@@ -179,14 +182,9 @@ class _Annotator:
             cv2.putText(image, f"{zone.name} ({zone.kind})", tuple(points[0]), cv2.FONT_HERSHEY_SIMPLEX,
                         0.4 * thick, colour, thick)
         for person in self.people:
-            cv2.rectangle(image, px(*person.box[:2]), px(*person.box[2:]), (0, 255, 255), thick)
+            draw_person(image, person.box, person.keypoints, box_thickness=thick, bone_thickness=thick)
             cv2.putText(image, f"#{person.id} {person.score:.2f}", px(person.box[0], person.box[1] - 0.01),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thick, (0, 255, 255), thick)
-            keypoints = person.keypoints
-            if keypoints is not None:
-                for a, b in SKELETON:
-                    if keypoints[a][2] >= KEYPOINT_MIN_SCORE and keypoints[b][2] >= KEYPOINT_MIN_SCORE:
-                        cv2.line(image, px(*keypoints[a][:2]), px(*keypoints[b][:2]), (255, 0, 255), thick)
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thick, BOX_COLOUR, thick)
         for event in self.events:
             if event["phase"] == "started":
                 self._banner.append((t, f"{event['type']} in {event['zone'] or 'frame'} ({event['score']:.2f})"))
