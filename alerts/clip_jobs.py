@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from alerts.clips import BuiltClip, ClipError, clip_build
+from alerts.clip_build import BuiltClip, ClipError, clip_build
 from alerts.models import Alert, ClipStatus, clip_storage
 from shoplift.storage import STORAGE_ERRORS
 

@@ -1,10 +1,10 @@
 """The one place that registers alerts raised by the detectors.
 
-`alert_raise` takes a finished rules decision (a detection.rules.Event that just STARTED) and
+`alert_raise` takes a finished rules decision (a detection.inference.events.Event that just STARTED) and
 either creates an Alert or, when the same (camera, zone, event type) raised one less than
 DEDUP_WINDOW_SECONDS earlier, folds it into that alert's suppressed count.
 
-The dedup check is a claim on a detection.DedupKey row: one conditional UPDATE whose row count
+The dedup check is a claim on an alerts.DedupKey row: one conditional UPDATE whose row count
 says who won, inside the same transaction that creates the alert. Two processes (or machines)
 racing on the same key serialize on that row, so exactly one creates the alert and the other sees
 it; the state is in the database, so it survives restarts. No read-then-write.
@@ -26,10 +26,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from alerts.models import Alert, ClipStatus, clip_storage
+from alerts.models import WHOLE_FRAME, Alert, ClipStatus, DedupKey, clip_storage
 from cameras.models import Zone
-from detection.models import WHOLE_FRAME, DedupKey
-from detection.rules import Event
+from detection.inference.events import Event
 from detection.tracking.drawing import draw_person
 from shoplift.storage import STORAGE_ERRORS
 
@@ -169,7 +168,7 @@ def thumbnail_jpeg(event: Event) -> bytes:
     return encoded.tobytes()
 
 
-# --- The clip's way from recording to the build queue (called by detection.recorder) ----------------
+# --- The clip's way from recording to the build queue (called by detection.recording.recorder) ----------------
 
 def alert_clip_spooled(*, alert_id: int, spool_name: str, clip_start: float, clip_end: float) -> bool:
     """The clip window's packets are in the spool file: queue the build.

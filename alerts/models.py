@@ -136,3 +136,30 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} from {self.ip_address} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+WHOLE_FRAME = 0  # zone_key of an event on a camera without zones (a unique constraint ignores NULLs)
+
+
+class DedupKey(models.Model):
+    """The last alert per (camera, zone, event type): the dedup window's shared, durable state.
+
+    A detector process claims the right to raise an alert with one conditional UPDATE on this row,
+    so the check holds across processes and machines and survives restarts (see alerts.emitter.alert_raise).
+    """
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="+")
+    zone_key = models.BigIntegerField(help_text="The zone's id, or 0 for the whole frame.")
+    event_type = models.CharField(max_length=64)
+    last_alert_at = models.DateTimeField(null=True, blank=True, help_text="Start of the event that raised the last alert.")
+    # A plain id, not a foreign key: evidence and this bookkeeping are deleted on different schedules.
+    last_alert_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "detection_dedupkey"  # created by the detection app, which held the model before
+        constraints = [
+            models.UniqueConstraint(fields=["camera", "zone_key", "event_type"], name="dedup_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"camera {self.camera_id} zone {self.zone_key or 'whole frame'} {self.event_type}"

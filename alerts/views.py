@@ -20,6 +20,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.access import AlertAccess, access_alert
+from alerts.auth import client_ip
 from alerts.forms import AlertFilterForm, ReviewForm
 from alerts.models import AccessAction, Alert, ClipStatus, ReviewStatus, clip_storage
 from alerts.selectors import (
@@ -35,7 +36,6 @@ from alerts.selectors import (
 from alerts.services import alert_review, clip_access_note
 from alerts.streaming import ranged_file_response
 from cameras.models import Role
-from shoplift.auth import client_ip
 
 logger = logging.getLogger(__name__)
 

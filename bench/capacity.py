@@ -119,10 +119,10 @@ def start_ours(urls: list[str], stop: threading.Event, *, detector: Any = None, 
                ) -> tuple[list[Probe], Callable[[], dict[str, Any]]]:
     """Our design with the motion detector; bench.person_capacity passes the person detector, its
     rules, detection substreams and its sampling rate."""
-    from detection.capture import CameraStream, StreamSpec
+    from detection.capture.stream import CameraStream, StreamSpec
     from detection.detectors.motion import MotionDetector
-    from detection.inference import InferenceLoop
-    from detection.rules import CameraRules, RuleConfig, RuleEngine, ZoneRule
+    from detection.inference.events import CameraRules, RuleConfig, RuleEngine, ZoneRule
+    from detection.inference.loop import InferenceLoop
 
     if detector is None:
         detector = MotionDetector()  # the settings' defaults: 320x180, as create_configured_detector("motion")
@@ -187,7 +187,7 @@ class NaiveCamera:
 
     def __init__(self, n: int, url: str, stop: threading.Event) -> None:
         from detection.detectors.motion import MotionDetector
-        from detection.rules import CameraRules, RuleConfig, RuleEngine, ZoneRule
+        from detection.inference.events import CameraRules, RuleConfig, RuleEngine, ZoneRule
 
         self.n, self.url, self.stop = n, url, stop
         self.detector = MotionDetector()
@@ -213,8 +213,8 @@ class NaiveCamera:
     def _run(self) -> None:
         import av.error
 
-        from detection.capture import SampledFrame
-        from detection.probe import open_input
+        from detection.capture.probe import open_input
+        from detection.capture.stream import SampledFrame
 
         container = open_input(self.url, open_timeout=5.0, watchdog_seconds=10.0)
         self.connected = True

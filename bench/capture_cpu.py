@@ -26,9 +26,9 @@ import av
 import av.error
 
 from bench.common import FPS, RESOLUTIONS, bench_video, ratio_text
-from detection.capture import CameraStream, StreamSpec
-from detection.probe import open_input
-from detection.ring import CodecParams, PacketRing, RingPacket
+from detection.capture.probe import open_input
+from detection.capture.ring import CodecParams, PacketRing, RingPacket
+from detection.capture.stream import CameraStream, StreamSpec
 from tests.support.rtsp import RtspServer, file_mount
 
 MODES = ("ring", "capture", "naive")

@@ -2,12 +2,12 @@
 
 The spools are made the way the detector process makes them: a CameraStream fills its ring from
 GStreamer's RTSP server, and each clip window (2 s before, 2 s during, 2 s after; the ring extends
-it back to a keyframe) is written out of the ring as MPEG-TS by detection.remux.write_snapshot,
-as detection/recorder.py does. Then, clip by clip and in turn:
+it back to a keyframe) is written out of the ring as MPEG-TS by detection.recording.remux.write_snapshot,
+as detection/recording/recorder.py does. Then, clip by clip and in turn:
 
-  ours      alerts.clips.clip_build, what the worker runs: remux to MP4 with faststart, verify
+  ours      alerts.clip_build.clip_build, what the worker runs: remux to MP4 with faststart, verify
             (decode every frame, check moov before mdat), SHA-256
-  baseline  the same steps with alerts.clips._transcode_h264 (libx264 veryfast, crf 23) in place
+  baseline  the same steps with alerts.clip_build._transcode_h264 (libx264 veryfast, crf 23) in place
             of the remux
 
 The build step alone (open the spool, then remux against re-encode) is reported too: the verify
@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from alerts.clips import _open, _remux, _transcode_h264, clip_build, clip_verify, file_sha256
+from alerts.clip_build import _open, _remux, _transcode_h264, clip_build, clip_verify, file_sha256
 from bench.common import bench_video, percentile, ratio_text
-from detection.capture import CameraStream, StreamSpec
-from detection.remux import write_snapshot
-from detection.ring import RingSnapshot
+from detection.capture.ring import RingSnapshot
+from detection.capture.stream import CameraStream, StreamSpec
+from detection.recording.remux import write_snapshot
 from tests.support.rtsp import RtspServer, file_mount
 
-# As detection.recorder spools a clip window (not imported: it needs Django set up).
+# As detection.recording.recorder spools a clip window (not imported: it needs Django set up).
 SPOOL_FORMAT, SPOOL_SUFFIX = "mpegts", ".ts"
 CLIP_SECONDS = 6.0  # CLIP_PRE + CLIP_DURING + CLIP_POST defaults
 RING_SECONDS = 10.0

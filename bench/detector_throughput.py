@@ -24,11 +24,11 @@ import av
 import torch
 
 from bench.common import bench_video, percentile
-from detection.capture import SampledFrame
+from detection.capture.stream import SampledFrame
 from detection.detectors.base import Detector, detect_batch
 from detection.detectors.motion import MotionDetector
 from detection.detectors.torchscript import METADATA_NAME, TorchScriptDetector
-from detection.rules import CameraRules, ZoneRule
+from detection.inference.events import CameraRules, ZoneRule
 
 BATCHES = (1, 4, 16)
 FRAME_SIZE = (640, 360)

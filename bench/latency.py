@@ -27,7 +27,7 @@ latency is split, as the polling viewer saw the row change, into post-roll end t
 detector's recorder writing the spool) and "queued" to "ready" (Redis, the worker, the build).
 
 Visits on one camera are PERIOD apart because the recorder spools a clip only LATE_PACKETS_SECONDS
-(3 s) after its end (detection/recorder.py: `collect` never takes a packet past the clip's end, so
+(3 s) after its end (detection/recording/recorder.py: `collect` never takes a packet past the clip's end, so
 `complete` never sees the end received), and an event of the same camera, zone and type that
 starts before then replaces the pending recording, whose alert then stays "recording".
 """
@@ -68,7 +68,7 @@ POLL_SECONDS = 0.1
 CAMERAS = 4
 # Seconds between visits on one camera: the recorder must have spooled the previous clip (it waits
 # until 3 s past the clip's end, see the module docstring) before the same camera, zone and event
-# type start another event, or that recording is replaced (detection/recorder.py, _handle).
+# type start another event, or that recording is replaced (detection/recording/recorder.py, _handle).
 PERIOD = 8.0
 VISIT = 1.0
 FIRST_VISIT = 3.0  # after the motion detector has its background

@@ -158,7 +158,7 @@ def walk_videos() -> tuple[Path, Path]:
 def demo_rules(camera_id: int, *, name: str = "") -> Any:
     """The demo camera's zones (cameras/demo/scene.py ZONES, with their kinds) as one camera's rules."""
     from cameras.demo import scene
-    from detection.rules import CameraRules, ZoneRule
+    from detection.inference.events import CameraRules, ZoneRule
 
     zones = tuple(ZoneRule(id=1000 * camera_id + k, name=zone_name, kind=kind,
                            polygon=tuple((x, y) for x, y in polygon))

@@ -16,7 +16,7 @@ exit_without_checkout; the cameras are out of phase. DEDUP_WINDOW_SECONDS=1 and
 EVENT_QUIET_SECONDS=1 let every visit raise an alert, as in bench.latency.
 
 The frame that completes the evidence is the sampled frame whose detection makes K of the last N
-samples high (detection.rules: the event's `last_high` when it starts). The alert row does not
+samples high (detection.inference.events: the event's `last_high` when it starts). The alert row does not
 keep it, so the detector process is `run_detectors` run through call_command by this module with
 one addition: RuleEngine.process is wrapped to print each started event's start, last_high and
 the time the rules returned it. Each alert is matched to its event by camera, type and start.
@@ -112,7 +112,7 @@ def run_detectors(duration: float) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from detection.rules import EventPhase, RuleEngine
+    from detection.inference.events import EventPhase, RuleEngine
 
     process = RuleEngine.process
 

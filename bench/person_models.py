@@ -377,7 +377,7 @@ def measure_detector(quick: bool) -> dict[str, Any]:
     """PersonDetector.detect on the walking shopper sampled at 5 fps: 1 camera, then 16 a batch; as
     shipped, and with both ONNX Runtime sessions spin-waiting between runs (ONNX Runtime's default)."""
     from bench.person_capacity import WALK_PERIOD, demo_rules
-    from detection.capture import SampledFrame
+    from detection.capture.stream import SampledFrame
     from detection.detectors.person.detector import PERSON_MODEL, POSE_MODELS
     from detection.detectors.person.modelfiles import model_file
     from detection.detectors.person.nanodet import NanoDet

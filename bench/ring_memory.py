@@ -20,8 +20,8 @@ from typing import Any
 import av
 
 from bench.common import FPS, MIB, RESOLUTIONS, bench_video, ratio_text
-from detection.capture import CameraStream, StreamSpec
-from detection.ring import RingSnapshot
+from detection.capture.ring import RingSnapshot
+from detection.capture.stream import CameraStream, StreamSpec
 from tests.support.rtsp import RtspServer, file_mount
 
 RING_SECONDS = 10.0

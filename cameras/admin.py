@@ -8,11 +8,10 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from cameras.masking import MaskedPasswordError, mask_url, unmask_url
 from cameras.models import Camera, Role, Site, SiteMembership, Zone
 from cameras.selectors import site_list_for
 from cameras.zone_editor import ZoneEditorInlineMixin
-
+from shoplift.masking import MaskedPasswordError, mask_url, unmask_url
 
 CREDENTIAL_FIELDS = frozenset({"stream_url", "detect_url"})  # Camera fields whose URLs carry DVR passwords
 

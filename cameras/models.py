@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from cameras.masking import mask_url
 from cameras.validators import (
     validate_clip_timing,
     validate_event_types,
@@ -17,6 +16,7 @@ from cameras.validators import (
     validate_threshold,
     validate_time_zone,
 )
+from shoplift.masking import mask_url
 
 
 class Role(models.TextChoices):

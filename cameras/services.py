@@ -9,8 +9,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from cameras.masking import mask_url
 from cameras.models import Camera, Role, Site, SiteMembership
+from shoplift.masking import mask_url
 
 CHANNEL_PLACEHOLDER = "{channel}"
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.exceptions import ValidationError
 
-from cameras.masking import mask_url
+from shoplift.masking import mask_url
 
 RTSP_SCHEMES = ("rtsp", "rtsps")
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

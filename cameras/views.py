@@ -12,9 +12,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from cameras.masking import mask_text
 from cameras.models import Camera, Site
 from cameras.selectors import camera_list_for
+from shoplift.masking import mask_text
 
 
 @dataclass(frozen=True)

@@ -5,65 +5,17 @@ writes them into the row's polygon field as normalized [x, y] points). Saving is
 form, so Zone.polygon's validator (cameras.validators.validate_polygon) accepts or rejects it.
 
 The snapshot is a JPEG in the clips storage at snapshots/<camera id>.jpg, written by the detector
-process through `camera_snapshot_save`. It is inlined into the change page as a data: URI, so it
+process (cameras.snapshots). It is inlined into the change page as a data: URI, so it
 needs no URL of its own and is shown to exactly the people who may open that page.
 """
 from __future__ import annotations
 
-import base64
-import logging
 from typing import Any
 
 from django import forms
-from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, storages
 from django.http import HttpRequest
 
-from shoplift.storage import STORAGE_ERRORS
-
-logger = logging.getLogger(__name__)
-
-SNAPSHOT_MAX_BYTES = 2 * 1024 * 1024  # a detector-size frame is tens of KiB; refuse to inline more
-
-
-def _storage() -> Storage:
-    return storages["clips"]
-
-
-def snapshot_name(camera_id: int) -> str:
-    return f"snapshots/{int(camera_id)}.jpg"
-
-
-def camera_snapshot_save(camera_id: int, jpeg_bytes: bytes) -> str:
-    """Replace the camera's latest snapshot. Returns its storage name."""
-    if not jpeg_bytes.startswith(b"\xff\xd8"):
-        raise ValueError(f"camera {camera_id}: the snapshot is not a JPEG image")
-    if len(jpeg_bytes) > SNAPSHOT_MAX_BYTES:
-        raise ValueError(f"camera {camera_id}: the snapshot is {len(jpeg_bytes)} bytes; at most {SNAPSHOT_MAX_BYTES}")
-    storage, name = _storage(), snapshot_name(camera_id)
-    # Storage.save never overwrites (it renames); the page shows the placeholder for the moment between.
-    if storage.exists(name):
-        storage.delete(name)
-    saved = storage.save(name, ContentFile(jpeg_bytes))
-    if saved != name:  # another writer got in between: keep the one at the expected name
-        storage.delete(saved)
-    return name
-
-
-def camera_snapshot_data_uri(camera_id: int | None) -> str:
-    """The snapshot as a data: URI, or "" when there is none (the editor then shows a grey placeholder)."""
-    if camera_id is None:
-        return ""
-    storage, name = _storage(), snapshot_name(camera_id)
-    try:
-        if not storage.exists(name) or storage.size(name) > SNAPSHOT_MAX_BYTES:
-            return ""
-        with storage.open(name, "rb") as fh:
-            data = fh.read()
-    except STORAGE_ERRORS as exc:
-        logger.warning("snapshot not readable camera=%s name=%s error=%s", camera_id, name, exc)
-        return ""
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+from cameras.snapshots import camera_snapshot_data_uri
 
 
 class ZonePolygonWidget(forms.Textarea):

@@ -19,11 +19,11 @@ import av.error
 import cv2
 import numpy as np
 
-from detection.capture import SampledFrame
+from detection.capture.stream import SampledFrame
 from detection.detectors.base import Detector, detect_batch
-from detection.rules import CameraRules, Event, EventPhase, RuleConfig, RuleEngine
-from detection.tracking.tracker import Track
+from detection.inference.events import CameraRules, Event, EventPhase, RuleConfig, RuleEngine
 from detection.tracking.drawing import BOX_COLOUR, draw_person
+from detection.tracking.tracker import Track
 
 ZONE_COLOURS = {  # BGR
     "shelf": (0, 200, 255), "checkout": (0, 200, 0), "exit": (255, 160, 0), "restricted": (0, 0, 255),

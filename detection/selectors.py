@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from cameras.models import Camera, Zone
-from detection.rules import CameraRules, ZoneRule
+from detection.inference.events import CameraRules, ZoneRule
 
 
 def zone_rule_from(zone: Zone) -> ZoneRule:

@@ -24,16 +24,16 @@ from django.db import close_old_connections, connection
 
 from alerts.emitter import alerts_sweep
 from cameras.models import Camera
-from cameras.zone_editor import camera_snapshot_save
-from detection.capture import CameraStream, StreamSpec
+from cameras.snapshots import camera_snapshot_save
+from detection.capture.ring import CodecParams, PacketRing, RingPacket
+from detection.capture.stream import CameraStream, StreamSpec
 from detection.detectors.base import Detector, DetectorConfigError
 from detection.detectors.registry import create_configured_detector
-from detection.inference import InferenceLoop
-from detection.recorder import ClipRecorder
-from detection.ring import CodecParams, PacketRing, RingPacket
-from detection.rules import CameraRules, RuleConfig, RuleEngine
+from detection.inference.events import CameraRules, RuleConfig, RuleEngine
+from detection.inference.loop import InferenceLoop
+from detection.recording.recorder import ClipRecorder
 from detection.selectors import camera_rules_list
-from detection.writer import Writer
+from detection.status_writer import Writer
 
 logger = logging.getLogger(__name__)
 

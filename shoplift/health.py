@@ -16,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from cameras.masking import mask_text
+from shoplift.masking import mask_text
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cameras.masking import mask_text
+from shoplift.masking import mask_text
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}

@@ -5,9 +5,9 @@ expects. Every variable is listed in README.md and .env.example.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import environ

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from shoplift import auth, health
+from alerts import auth
+from shoplift import health
 
 admin.site.site_header = "Shoplift detection"
 admin.site.site_title = "Shoplift admin"

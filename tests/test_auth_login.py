@@ -79,14 +79,14 @@ def test_it_refuses_further_attempts_after_repeated_failures_and_logs_them(alice
     for _ in range(settings.LOGIN_FAILURE_LIMIT):
         _login(client, "alice", "guess-1234567")
 
-    with caplog.at_level(logging.INFO, logger="shoplift.auth"):
+    with caplog.at_level(logging.INFO, logger="alerts.auth"):
         refused = _login(client, "alice", PASSWORD)  # even the right password is not tried
 
     assert refused.status_code == 429
     assert int(refused["Retry-After"]) > 0
     assert "Too many failed sign-in attempts" in refused.content.decode()
     assert "_auth_user_id" not in client.session
-    records = [r for r in caplog.records if r.name == "shoplift.auth"]
+    records = [r for r in caplog.records if r.name == "alerts.auth"]
     assert any("login refused" in r.getMessage() and "username=alice" in r.getMessage()
                and "ip=10.0.0.7" in r.getMessage() for r in records)
     assert all(PASSWORD not in r.getMessage() and "guess-1234567" not in r.getMessage() for r in records)
@@ -95,10 +95,10 @@ def test_it_refuses_further_attempts_after_repeated_failures_and_logs_them(alice
 
 
 def test_it_logs_failed_attempts_without_the_password(alice, caplog) -> None:  # type: ignore[no-untyped-def]
-    with caplog.at_level(logging.INFO, logger="shoplift.auth"):
+    with caplog.at_level(logging.INFO, logger="alerts.auth"):
         _login(Client(), "Alice", "hunter2-secret")
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "shoplift.auth"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "alerts.auth"]
     assert messages == ["login failed username=alice ip=10.0.0.7"]
 
 

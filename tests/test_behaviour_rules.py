@@ -17,7 +17,7 @@ from detection.behaviour.rules import (
     PersonView,
 )
 from detection.detectors.base import Detection
-from detection.rules import CameraRules, Event, EventPhase, RuleConfig, RuleEngine, ZoneRule, zones_for
+from detection.inference.events import CameraRules, Event, EventPhase, RuleConfig, RuleEngine, ZoneRule, zones_for
 from detection.tracking.tracker import PersonBox, Tracker
 from detection.tracking.tracks import KEYPOINT_NAMES, Box, Keypoint, TrackEvidence, TrackPoint
 

@@ -14,10 +14,10 @@ import av
 import pytest
 
 from cameras.models import Camera
-from detection.capture import CameraStatus, CameraStream, StreamSpec
-from detection.probe import probe_stream
-from detection.remux import write_snapshot
-from detection.writer import Writer
+from detection.capture.probe import probe_stream
+from detection.capture.stream import CameraStatus, CameraStream, StreamSpec
+from detection.recording.remux import write_snapshot
+from detection.status_writer import Writer
 from tests.support.factories import make_camera, make_site
 from tests.support.rtsp import (
     RtspServer,
@@ -165,7 +165,7 @@ def test_a_hung_server_is_caught_by_the_watchdog_and_capture_recovers_after_it_r
 
 
 def test_a_refused_connection_at_start_is_retried_with_growing_delays(rtsp_servers, caplog):
-    caplog.set_level(logging.INFO, logger="detection.capture")
+    caplog.set_level(logging.INFO, logger="detection.capture.stream")
     port = free_port()
     url = f"rtsp://admin:s3cret@127.0.0.1:{port}/live"
     recorder = Recorder()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.test import override_settings
 
-from detection.capture import Backoff, FrameSlot, SampledFrame, StreamSpec
+from detection.capture.stream import Backoff, FrameSlot, SampledFrame, StreamSpec
 from tests.support.factories import make_camera, make_site
 
 

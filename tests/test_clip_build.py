@@ -11,8 +11,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.utils import timezone
 
+from alerts.clip_build import ClipError, clip_build, file_sha256, moov_before_mdat
 from alerts.clip_jobs import clip_job_claim, clip_job_retry, clip_job_run, clip_jobs_sweep, clip_storage_name
-from alerts.clips import ClipError, clip_build, file_sha256, moov_before_mdat
 from alerts.models import Alert, ClipStatus
 from cameras.models import Camera
 from tests.support.clips import clip_settings  # noqa: F401

@@ -41,10 +41,10 @@ from alerts.clip_jobs import clip_job_run, clip_storage_name
 from alerts.emitter import alert_raise
 from alerts.models import AccessAction, Alert, ClipAccess, ClipStatus, clip_storage
 from cameras.models import Camera, Role
-from detection import recorder as recorder_module
-from detection.recorder import ClipRecorder
-from detection.ring import CodecParams, PacketRing, RingPacket
-from detection.rules import Event, EventPhase
+from detection.capture.ring import CodecParams, PacketRing, RingPacket
+from detection.inference.events import Event, EventPhase
+from detection.recording import recorder as recorder_module
+from detection.recording.recorder import ClipRecorder
 from shoplift.settings import clips_s3_storage
 from tests.support.clips import SampleClip, attach_clip, fast_passwords, test_clip  # noqa: F401
 from tests.support.factories import make_alert, make_camera, make_site, make_user

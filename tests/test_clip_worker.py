@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from alerts.clip_build import file_sha256
 from alerts.clip_jobs import clip_job_enqueue, clip_jobs_sweep
-from alerts.clips import file_sha256
 from alerts.models import Alert, ClipStatus
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.processes import CeleryWorker, redis_server, start_worker  # noqa: F401

@@ -1,7 +1,7 @@
 """The alert detail page, reviews, the wait for a clip, and the camera status page."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client

@@ -8,8 +8,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.emitter import alert_raise
-from alerts.models import Alert
-from detection.models import DedupKey
+from alerts.models import Alert, DedupKey
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site, make_zone
 from tests.support.processes import subprocess_env
@@ -71,7 +70,7 @@ import json, sys
 import django
 django.setup()
 from alerts.emitter import alert_raise
-from detection.rules import Event, EventPhase
+from detection.inference.events import Event, EventPhase
 
 camera_id, zone_id, start, keys = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 events = [

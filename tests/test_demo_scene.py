@@ -15,7 +15,7 @@ from django.core.management import call_command
 from cameras.demo import scene
 from cameras.management.commands.seed_demo import DEMO_CAMERA, DEMO_SITE, OLD_DEMO_ZONE
 from cameras.models import Camera, Zone, ZoneKind
-from detection.rules import point_in_polygon
+from detection.inference.events import point_in_polygon
 from tests.support.factories import make_camera, make_site, make_zone
 from tests.support.rtsp import SYSTEM_PYTHON, free_port
 from tests.support.video import write_demo_video

@@ -3,7 +3,7 @@ import pytest
 
 from detection.detectors import create_configured_detector, create_detector
 from detection.detectors.motion import MotionDetector
-from detection.rules import CameraRules, EventPhase, RuleConfig, ZoneRule
+from detection.inference.events import CameraRules, EventPhase, RuleConfig, ZoneRule
 from tests.support.video import T0, Box, run_detection, sample_video, write_video
 
 FPS = 5.0

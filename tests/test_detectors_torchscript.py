@@ -8,7 +8,7 @@ import torch
 
 from detection.detectors import DetectorConfigError, create_configured_detector, create_detector, detect_batch
 from detection.detectors.torchscript import TorchScriptDetector
-from detection.rules import CameraRules, EventPhase, RuleConfig
+from detection.inference.events import CameraRules, EventPhase, RuleConfig
 from tests.support.video import (
     T0,
     Box,

@@ -8,7 +8,7 @@ import pytest
 from alerts.emitter import alert_event_close, alert_raise
 from alerts.models import Alert, ClipStatus, clip_storage
 from detection.detectors import create_detector
-from detection.rules import Event, EventPhase, RuleConfig
+from detection.inference.events import Event, EventPhase, RuleConfig
 from detection.selectors import camera_rules_list
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site, make_zone

@@ -1,7 +1,7 @@
 import logging
 
-from cameras.masking import mask_text, mask_url, unmask_url
 from shoplift.logs import MaskCredentialsFilter
+from shoplift.masking import mask_text, mask_url, unmask_url
 
 
 def test_it_masks_the_password_and_keeps_the_rest():

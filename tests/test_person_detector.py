@@ -10,11 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from cameras.demo import scene
-from detection.capture import SampledFrame
+from detection.capture.stream import SampledFrame
 from detection.detectors.base import DetectorConfigError
 from detection.detectors.person.modelfiles import MODELS_DIR
 from detection.detectors.registry import create_configured_detector, create_detector
-from detection.rules import CameraRules, EventPhase, RuleConfig, RuleEngine, ZoneRule
+from detection.inference.events import CameraRules, EventPhase, RuleConfig, RuleEngine, ZoneRule
 from tests.support.factories import make_camera, make_site
 from tests.support.video import demo_scene_frame
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.clips import clip_verify, file_sha256
+from alerts.clip_build import clip_verify, file_sha256
 from alerts.models import Alert, ClipStatus
 from cameras.demo import scene
 from tests.support.clips import clip_settings  # noqa: F401

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from alerts.clips import clip_verify, file_sha256
+from alerts.clip_build import clip_verify, file_sha256
 from alerts.emitter import alerts_sweep
 from alerts.models import Alert, ClipStatus
 from cameras.models import Camera

@@ -14,10 +14,10 @@ import av
 import pytest
 
 from alerts.models import Alert, ClipStatus
-from detection import recorder as recorder_module
-from detection.recorder import ClipRecorder
-from detection.ring import CodecParams, PacketRing, RingPacket
-from detection.rules import Event, EventPhase
+from detection.capture.ring import CodecParams, PacketRing, RingPacket
+from detection.inference.events import Event, EventPhase
+from detection.recording import recorder as recorder_module
+from detection.recording.recorder import ClipRecorder
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site
 from tests.support.rtsp import make_video, wait_until

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from detection.remux import rebased_timestamps, write_snapshot
-from detection.ring import CodecParams, PacketRing, RingPacket
+from detection.capture.ring import CodecParams, PacketRing, RingPacket
+from detection.recording.remux import rebased_timestamps, write_snapshot
 from tests.support.rtsp import make_video, require_gstreamer
 
 T0 = 1_700_000_000.0

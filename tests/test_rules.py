@@ -2,7 +2,7 @@
 import pytest
 
 from detection.detectors.base import Detection
-from detection.rules import (
+from detection.inference.events import (
     CameraRules,
     EventPhase,
     RuleConfig,

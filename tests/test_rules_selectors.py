@@ -2,7 +2,7 @@
 import pytest
 
 from detection.detectors.base import Detection
-from detection.rules import RuleConfig, RuleEngine, threshold_for
+from detection.inference.events import RuleConfig, RuleEngine, threshold_for
 from detection.selectors import camera_rules_list
 from tests.support.factories import make_camera, make_site, make_zone
 

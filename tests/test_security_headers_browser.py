@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from cameras.zone_editor import camera_snapshot_save
+from cameras.snapshots import camera_snapshot_save
 from shoplift.headers import CONTENT_SECURITY_POLICY
 from tests.support.browser import DESKTOP, browser, log_in  # noqa: F401  (fixture)
 from tests.support.clips import World, clip_settings, fast_passwords, test_clip, world  # noqa: F401  (fixtures)

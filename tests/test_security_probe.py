@@ -149,8 +149,8 @@ def test_it_refuses_a_polygon_with_too_many_points_at_once() -> None:
 
 
 def test_log_lines_cannot_be_forged_with_control_characters() -> None:
-    forged = "bob\n2026-12-01 10:00:00,000 INFO shoplift.auth login username=root ip=1.2.3.4"
-    record = logging.LogRecord("shoplift.auth", logging.WARNING, __file__, 1, "login failed username=%s",
+    forged = "bob\n2026-12-01 10:00:00,000 INFO alerts.auth login username=root ip=1.2.3.4"
+    record = logging.LogRecord("alerts.auth", logging.WARNING, __file__, 1, "login failed username=%s",
                                (forged,), None)
     record.camera = "Aisle\r\n3\x1b[31m"
     line = KeyValueFormatter().format(record)

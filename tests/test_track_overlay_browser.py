@@ -10,8 +10,8 @@ from detection.tracking.tracks import KEYPOINT_NAMES
 from tests.support.browser import DESKTOP, PHONE, browser, log_in, screenshot  # noqa: F401  (fixture)
 from tests.support.clips import (  # noqa: F401  (fixtures)
     CLIP_FPS,
-    CLIP_SIZE,
     CLIP_SECONDS,
+    CLIP_SIZE,
     SampleClip,
     World,
     attach_clip,

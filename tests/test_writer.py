@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pytest
 
 from cameras.models import Camera
-from detection.capture import CameraStatus
-from detection.writer import Writer, WriterStats
+from detection.capture.stream import CameraStatus
+from detection.status_writer import Writer, WriterStats
 from tests.support.factories import make_camera, make_site
 from tests.support.rtsp import wait_until
 

@@ -223,8 +223,8 @@ NANODET_OUTPUTS = [  # (tfjs name, new name, cells, channels, stride)
 
 def convert_nanodet(json_path: str):
     import onnx
-    from onnx import numpy_helper
     import tensorflow as tf
+    from onnx import numpy_helper
     from tf2onnx.convert import _convert_common
 
     with tf.device("/cpu:0"):

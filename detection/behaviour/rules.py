@@ -2,7 +2,7 @@
 
 Called by the person detector once per sampled frame of a camera, with the people tracked in it.
 Each rule emits one scored `Detection` per frame while its condition holds, naming the zone it
-happened in; the rule engine (detection.rules) then applies the thresholds, K-of-N smoothing,
+happened in; the rule engine (detection.inference.events) then applies the thresholds, K-of-N smoothing,
 event lifecycle and dedup exactly as for any detector. A score starts at 0.5 (the default
 threshold) when the rule's condition is first met and grows to 1.0 with the evidence, so a
 higher threshold asks for more evidence.
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from detection.detectors.base import Detection
-from detection.rules import CHECKOUT, EXIT, RESTRICTED, SHELF, CameraRules, ZoneRule
+from detection.inference.events import CHECKOUT, EXIT, RESTRICTED, SHELF, CameraRules, ZoneRule
 from detection.tracking.tracks import (
     LEFT_HIP,
     LEFT_SHOULDER,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from detection.capture import SampledFrame
-    from detection.rules import CameraRules
+    from detection.capture.stream import SampledFrame
+    from detection.inference.events import CameraRules
     from detection.tracking.tracks import TrackEvidence
 
 logger = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ import numpy as np
 
 from detection.detectors.base import Box, Detection, Detector, DetectorConfigError
 from detection.detectors.registry import register
-from detection.rules import IGNORE, CameraRules, ZoneRule
+from detection.inference.events import IGNORE, CameraRules, ZoneRule
 
 if TYPE_CHECKING:
-    from detection.capture import SampledFrame
+    from detection.capture.stream import SampledFrame
 
 logger = logging.getLogger(__name__)
 

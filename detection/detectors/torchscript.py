@@ -37,10 +37,10 @@ import torch
 
 from detection.detectors.base import Detection, Detector, DetectorConfigError
 from detection.detectors.registry import register
-from detection.rules import CameraRules
+from detection.inference.events import CameraRules
 
 if TYPE_CHECKING:
-    from detection.capture import SampledFrame
+    from detection.capture.stream import SampledFrame
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from cameras.demo import scene
-from detection.capture import SampledFrame
+from detection.capture.stream import SampledFrame
 
 VIDEO_FPS = 25
 T0 = 1_700_000_000.0  # the wall-clock time of the first frame: a fixed epoch keeps tests deterministic
@@ -182,7 +182,7 @@ def run_detection(detector: Any, rules: Any, config: Any, *streams: Sequence[Any
     """Drive detector + rules engine over sampled streams (one per camera, batched sample by sample),
     the way the inference loop does; returns every event phase, open events ended at the end."""
     from detection.detectors.base import detect_batch
-    from detection.rules import RuleEngine
+    from detection.inference.events import RuleEngine
 
     engine = RuleEngine(config, rules)
     events = []

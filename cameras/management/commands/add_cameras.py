@@ -7,10 +7,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from cameras.masking import mask_url
 from cameras.models import Site
 from cameras.services import cameras_upsert_from_template
 from cameras.validators import validate_time_zone
+from shoplift.masking import mask_url
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 MAX_CHANNELS = 256

@@ -37,11 +37,11 @@ from detection.detectors.person.modelfiles import model_file, onnx_session
 from detection.detectors.person.nanodet import NanoDet
 from detection.detectors.person.pose import BlazePose
 from detection.detectors.registry import register
-from detection.rules import CameraRules
+from detection.inference.events import CameraRules
 from detection.tracking.tracker import Track, Tracker
 
 if TYPE_CHECKING:
-    from detection.capture import SampledFrame
+    from detection.capture.stream import SampledFrame
 
 logger = logging.getLogger(__name__)
 

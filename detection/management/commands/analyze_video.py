@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cameras.selectors import CameraNotFound, camera_by_label
 from detection.detectors.base import DetectorConfigError
 from detection.detectors.registry import create_configured_detector
+from detection.inference.events import CameraRules, RuleConfig
 from detection.replay import ReplayError, replay_video
-from detection.rules import CameraRules, RuleConfig
 from detection.selectors import camera_rules_from
 
 

@@ -11,9 +11,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from cameras.masking import mask_url
 from cameras.selectors import CameraNotFound, camera_by_label
-from detection.probe import StreamError, format_report, probe_stream
+from detection.capture.probe import StreamError, format_report, probe_stream
+from shoplift.masking import mask_url
 
 
 class Command(BaseCommand):

@@ -16,9 +16,15 @@ import av.error
 
 log = logging.getLogger("shoplift.clips")
 
-# Codecs that play in an MP4 in every current browser; anything else (H.265 above all) is transcoded.
+# Codecs that play in an MP4 in every current browser; anything else (H.265 above all: Chrome on most
+# desktops, Firefox) is transcoded.
 BROWSER_PLAYABLE = frozenset({"h264"})
 TRANSCODE_TIME_BASE = Fraction(1, 90000)
+
+
+def plays_in_browsers(codec_name: str | None) -> bool:
+    """Whether an MP4 of this codec plays in every current browser as it is (else it is transcoded)."""
+    return codec_name in BROWSER_PLAYABLE
 
 
 class ClipError(Exception):
@@ -48,7 +54,7 @@ def clip_build(*, spool: Path, out: Path, expected_seconds: float | None = None,
         if not source.streams.video:
             raise ClipError("the spool file holds no video stream")
         codec = str(source.streams.video[0].codec_context.name)
-        transcoded = codec not in BROWSER_PLAYABLE
+        transcoded = not plays_in_browsers(codec)
         (_transcode_h264 if transcoded else _remux)(source, out)
     frames, duration = clip_verify(out)
     if expected_seconds is not None and not (expected_seconds - 1.0 <= duration <= expected_seconds + max_extra_seconds):

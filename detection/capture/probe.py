@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import av
 import av.error
 
-from cameras.masking import mask_text, mask_url
-from detection.ring import CodecParams
+from alerts.clip_build import plays_in_browsers
+from detection.capture.ring import CodecParams
+from shoplift.masking import mask_text, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class ProbeReport:
 
     @property
     def plays_in_browsers(self) -> bool:
-        return self.codec == "h264"
+        return plays_in_browsers(self.codec)
 
 
 def probe_stream(url: str, *, seconds: float = 10.0, open_timeout: float = 5.0, pre_roll: float = 2.0,

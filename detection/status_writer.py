@@ -21,9 +21,9 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from cameras.masking import mask_text
-from detection.capture import CameraStatus
+from detection.capture.stream import CameraStatus
 from detection.threads import BackgroundThread
+from shoplift.masking import mask_text
 
 logger = logging.getLogger(__name__)
 

@@ -65,11 +65,6 @@ class CodecParams:
             ctx.extradata = self.extradata
         return ctx
 
-    @property
-    def plays_in_browsers(self) -> bool:
-        """H.264 in MP4 plays everywhere; H.265 does not (Chrome on most desktops, Firefox)."""
-        return self.codec_name == "h264"
-
 
 @dataclass(frozen=True)
 class RingPacket:

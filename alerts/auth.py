@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import unicodedata
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -33,7 +33,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from alerts.models import LoginFailure, LoginThrottleKey
 
-logger = logging.getLogger("shoplift.auth")
+logger = logging.getLogger("alerts.auth")
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from django.db import close_old_connections, connection
 
 from alerts.emitter import alert_clip_spooled, alert_clip_unrecorded, alert_event_close, alert_raise
 from alerts.models import clip_storage
-from detection.rules import Event, EventKey, EventPhase
-from detection.remux import write_snapshot
-from detection.ring import CodecParams, PacketRing, RingPacket, RingSnapshot
+from detection.capture.ring import CodecParams, PacketRing, RingPacket, RingSnapshot
+from detection.inference.events import Event, EventKey, EventPhase
+from detection.recording.remux import write_snapshot
 from detection.threads import BackgroundThread
 from shoplift.storage import STORAGE_ERRORS
 

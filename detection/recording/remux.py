@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 
-from detection.ring import RingPacket, RingSnapshot
+from detection.capture.ring import RingPacket, RingSnapshot
 
 # A forward jump between consecutive packets larger than this is a discontinuity, not a gap in
 # frames, and is replaced by the receive-time distance.

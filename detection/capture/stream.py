@@ -25,16 +25,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import av
 import av.error
 import numpy as np
 
-from cameras.masking import mask_text, mask_url
-from detection.probe import StreamError, explain_error, open_input
-from detection.ring import CodecParams, PacketRing, RingPacket
+from detection.capture.probe import StreamError, explain_error, open_input
+from detection.capture.ring import CodecParams, PacketRing, RingPacket
+from shoplift.masking import mask_text, mask_url
 
 if TYPE_CHECKING:
     from cameras.models import Camera
@@ -79,7 +79,6 @@ class StreamSpec:
             "detection_fps": camera.detection_fps,
             "ring_seconds": camera.timing().ring,
             "ring_max_bytes": settings.RING_MAX_BYTES,
-            "frame_size": tuple(getattr(settings, "DETECTION_FRAME_SIZE", DEFAULT_FRAME_SIZE)),
             "open_timeout": settings.CAPTURE_OPEN_TIMEOUT_SECONDS,
             "watchdog_seconds": settings.CAPTURE_WATCHDOG_SECONDS,
             "backoff_cap": settings.CAPTURE_BACKOFF_CAP_SECONDS,

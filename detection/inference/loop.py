@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from detection.capture import CameraStream, SampledFrame
+from detection.capture.stream import CameraStream, SampledFrame
 from detection.detectors.base import Detector, detect_batch
-from detection.rules import Event, EventPhase, RuleEngine
+from detection.inference.events import Event, EventPhase, RuleEngine
 from detection.threads import BackgroundThread
 
 logger = logging.getLogger(__name__)
