@@ -3,12 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
 from alerts.models import Alert
 from cameras.models import ROLE_RANK, Role
 from cameras.selectors import role_at_site
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request a @login_required view gets: its user is signed in, never AnonymousUser."""
+
+    user: User
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -17,13 +18,13 @@ from cameras.admin import SiteScopedAdmin
 EVIDENCE_FIELDS = (
     "camera", "zone", "zone_name", "event_type", "score", "event_start", "event_end", "detected_at",
     "clip_start", "clip_end", "clip_file", "thumbnail_file", "clip_sha256", "clip_size", "clip_duration", "clip_build_seconds",
-    "clip_status", "clip_error", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
+    "clip_status", "clip_error", "clip_warning", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
     "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at",
 )
 
 
 @admin.register(Alert)
-class AlertAdmin(SiteScopedAdmin):
+class AlertAdmin(SiteScopedAdmin[Alert]):
     site_path = "camera__site"
     allow_add = False  # alerts come from the detectors only
     list_display = ("id", "detected_at", "camera", "zone_name", "event_type", "score", "clip_status",
@@ -60,13 +61,14 @@ class AlertAdmin(SiteScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Alert, form: Any, change: bool) -> None:
         if {"review_status", "review_note"} & set(form.changed_data):
-            obj.reviewed_by = request.user  # type: ignore[assignment]
+            assert isinstance(request.user, User)  # the admin serves signed-in staff only
+            obj.reviewed_by = request.user
             obj.reviewed_at = timezone.now()
         super().save_model(request, obj, form, change)
 
 
 @admin.register(ClipAccess)
-class ClipAccessAdmin(SiteScopedAdmin):
+class ClipAccessAdmin(SiteScopedAdmin[ClipAccess]):
     site_path = "alert__camera__site"
     allow_add = False
     allow_delete = False

@@ -45,10 +45,12 @@ class Lockout:
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address; behind a trusted proxy, the last one it appended to X-Forwarded-For."""
     if settings.LOGIN_TRUST_X_FORWARDED_FOR:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        header: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = [part.strip() for part in header.split(",") if part.strip()]
         if forwarded:
             return forwarded[-1]
-    return request.META.get("REMOTE_ADDR") or None
+    remote: str | None = request.META.get("REMOTE_ADDR")
+    return remote or None
 
 
 def _normalize(username: str) -> str:
@@ -142,7 +144,8 @@ def _minutes(seconds: int) -> str:
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
     form = AuthenticationForm(request, data=request.POST if request.method == "POST" else None)
-    context = {"form": form, "next": _safe_next(request)}
+    next_url = _safe_next(request)
+    context: dict[str, Any] = {"form": form, "next": next_url}
     if request.method != "POST":
         return render(request, "registration/login.html", context)
     username, ip_address = request.POST.get("username", ""), client_ip(request)
@@ -160,7 +163,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     login(request, user)
     login_failures_clear(username=username)
     logger.info("login username=%s ip=%s", user.get_username(), ip_address)
-    return HttpResponseRedirect(context["next"])
+    return HttpResponseRedirect(next_url)
 
 
 def admin_login_redirect(request: HttpRequest) -> HttpResponse:

@@ -1,24 +1,26 @@
 """The one place that registers alerts raised by the detectors.
 
-`alert_raise` takes a finished rules decision (a detection.inference.events.Event that just STARTED) and
-either creates an Alert or, when the same (camera, zone, event type) raised one less than
-DEDUP_WINDOW_SECONDS earlier, folds it into that alert's suppressed count.
+`alert_raise` takes a finished rules decision (an event that just started; the detectors pass
+their detection.inference.events.Event, which has the attributes of `RaisedEvent`) and either
+creates an Alert or, when the same (camera, zone, event type) raised one less than
+DEDUP_WINDOW_SECONDS earlier, folds it into that alert's suppressed count. Raised again as a retry
+after a lost connection (the commit may have happened), the same event finds its alert.
 
 The dedup check is a claim on an alerts.DedupKey row: one conditional UPDATE whose row count
 says who won, inside the same transaction that creates the alert. Two processes (or machines)
 racing on the same key serialize on that row, so exactly one creates the alert and the other sees
 it; the state is in the database, so it survives restarts. No read-then-write.
 
-Called from the detector supervisor's writer thread, never from the frame loop.
+Called from the detector process's spooler thread (detection.recording.spooler), never from the
+frame loop or the recorder thread.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-import cv2
-import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -28,15 +30,41 @@ from django.utils import timezone
 
 from alerts.models import WHOLE_FRAME, Alert, ClipStatus, DedupKey, clip_storage
 from cameras.models import Zone
-from detection.inference.events import Event
-from detection.tracking.drawing import draw_person
 from shoplift.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
-THUMBNAIL_QUALITY = 85
 # A recording alert is abandoned when it is older than the longest clip plus this.
 RECORDING_GRACE_SECONDS = 120.0
+
+
+class RaisedEvent(Protocol):
+    """What an alert records of a detector's event. Times are epoch seconds."""
+
+    @property
+    def camera_id(self) -> int: ...
+    @property
+    def camera_name(self) -> str: ...
+    @property
+    def zone_id(self) -> int | None: ...
+    @property
+    def zone_name(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def last_high(self) -> float: ...
+    @property
+    def end(self) -> float | None: ...
+    @property
+    def clip_start(self) -> float: ...
+    @property
+    def clip_end(self) -> float: ...
+    @property
+    def track_json(self) -> dict[str, object] | None: ...
 
 
 @dataclass(frozen=True)
@@ -56,46 +84,56 @@ def epoch_to_datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def alert_raise(event: Event, *, window_seconds: float | None = None) -> RaiseResult:
-    """Create the alert for a started event, unless its key raised one inside the dedup window."""
+def alert_raise(event: RaisedEvent, *, thumbnail: bytes = b"", retry: bool = False,
+                window_seconds: float | None = None) -> RaiseResult:
+    """Create the alert for a started event, unless its key raised one inside the dedup window.
+    `thumbnail` is the snapshot as JPEG (b"": none). `retry`: an earlier call for this very event
+    failed, perhaps after its commit; an alert of the same key and start is then this event's."""
     window = timedelta(seconds=settings.DEDUP_WINDOW_SECONDS if window_seconds is None else window_seconds)
     at = epoch_to_datetime(event.start)
-    jpeg = thumbnail_jpeg(event)  # CPU work before the transaction: it holds the key's row lock
     key_id = _dedup_key_id(event)
     with transaction.atomic():
         # The claim: only a key whose last alert is old enough (or absent) is updated, atomically.
         claimed = DedupKey.objects.filter(pk=key_id).filter(
             Q(last_alert_at__isnull=True) | Q(last_alert_at__lte=at - window)
         ).update(last_alert_at=at)
+        if not claimed and retry:
+            raised = DedupKey.objects.filter(pk=key_id, last_alert_at=at).values_list("last_alert_id", flat=True).first()
+            if raised is not None and Alert.objects.filter(pk=raised).exists():
+                # This very event raised it (same key, same start) before a lost connection hid the commit.
+                logger.info("alert already raised alert=%s camera=%s event_type=%s", raised, event.camera_id,
+                            event.event_type)
+                return RaiseResult(alert_id=raised, created=True)
         if not claimed:
             return _suppress(event, key_id, window)
         alert = _alert_create(event, at)
         DedupKey.objects.filter(pk=key_id).update(last_alert_id=alert.pk)
-    if jpeg:
+    if thumbnail:
         # Storage after the transaction, never inside it: a slow bucket must not hold the key's row
         # lock (every detector process raising on that key would wait on it). An alert whose
         # thumbnail could not be stored stays, without one.
-        _thumbnail_store(alert, jpeg)
+        _thumbnail_store(alert, thumbnail)
     logger.info("alert raised alert=%s camera=%s camera_name=%s zone=%s event_type=%s score=%.3f start=%s "
                 "clip=%.1f..%.1f", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
                 event.event_type, event.score, at.isoformat(), event.clip_start, event.clip_end)
     return RaiseResult(alert_id=alert.pk, created=True)
 
 
-def alert_event_close(*, alert_id: int, event: Event) -> bool:
+def alert_event_close(*, alert_id: int, event: RaisedEvent) -> bool:
     """Record how an event ended (end time, peak score) on its alert, and its final clip window
     while the clip is still being recorded: once it is queued the window is what was spooled (an
     event capped at CLIP_MAX_SECONDS ends long after its clip)."""
     alert = Alert.objects.filter(pk=alert_id)
     updated = alert.update(event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
                            score=Greatest(F("score"), event.score))
-    if event.track is not None:  # the person's track now reaches the event's last high sample
-        alert.update(track=_track_json(event))
+    track = event.track_json
+    if track is not None:  # the person's track now reaches the event's last high sample
+        alert.update(track=track)
     alert.filter(clip_status=ClipStatus.RECORDING).update(clip_end=epoch_to_datetime(event.clip_end))
     return bool(updated)
 
 
-def _dedup_key_id(event: Event) -> int:
+def _dedup_key_id(event: RaisedEvent) -> int:
     # get_or_create retries a lookup when a concurrent insert wins (IntegrityError on the unique key).
     key, _ = DedupKey.objects.get_or_create(
         camera_id=event.camera_id, zone_key=event.zone_id if event.zone_id is not None else WHOLE_FRAME,
@@ -104,7 +142,7 @@ def _dedup_key_id(event: Event) -> int:
     return int(key.pk)
 
 
-def _suppress(event: Event, key_id: int, window: timedelta) -> RaiseResult:
+def _suppress(event: RaisedEvent, key_id: int, window: timedelta) -> RaiseResult:
     last_id = DedupKey.objects.filter(pk=key_id).values_list("last_alert_id", flat=True).first()
     if last_id is not None:
         Alert.objects.filter(pk=last_id).update(suppressed_count=F("suppressed_count") + 1,
@@ -115,7 +153,7 @@ def _suppress(event: Event, key_id: int, window: timedelta) -> RaiseResult:
     return RaiseResult(alert_id=last_id, created=False)
 
 
-def _alert_create(event: Event, at: datetime) -> Alert:
+def _alert_create(event: RaisedEvent, at: datetime) -> Alert:
     zone_id = event.zone_id
     if zone_id is not None and not Zone.objects.filter(pk=zone_id).exists():
         zone_id = None  # deleted since the rules were loaded; zone_name keeps what it was
@@ -123,7 +161,7 @@ def _alert_create(event: Event, at: datetime) -> Alert:
         camera_id=event.camera_id, zone_id=zone_id, zone_name=event.zone_name, event_type=event.event_type,
         score=event.score, event_start=at, detected_at=timezone.now(),
         clip_start=epoch_to_datetime(event.clip_start), clip_end=epoch_to_datetime(event.clip_end),
-        clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(), track=_track_json(event),
+        clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(), track=event.track_json,
     )
 
 
@@ -139,54 +177,34 @@ def _thumbnail_store(alert: Alert, jpeg: bytes) -> None:
     alert.thumbnail.name = name
 
 
-def _track_json(event: Event) -> dict[str, object] | None:
-    if event.track is None:
-        return None
-    return event.track.between(event.clip_start, event.clip_end).to_json()
-
-
 def _thumbnail_name(alert: Alert) -> str:
     return f"thumbnails/{alert.camera_id}/{alert.event_start:%Y/%m/%d}/{alert.pk}.jpg"
 
 
-def thumbnail_jpeg(event: Event) -> bytes:
-    """The trigger frame as JPEG with the detection's box (and the person's skeleton, where the
-    person detector saw one) drawn on it; b"" without a frame."""
-    image = event.trigger_image
-    if image is None:
-        return b""
-    image = np.ascontiguousarray(image).copy()
-    thickness = max(2, round(min(image.shape[:2]) / 120))
-    point = min(event.track.points, key=lambda p: abs(p.at - event.trigger_at)) if event.track else None
-    keypoints = point.keypoints if point is not None and abs(point.at - event.trigger_at) < 0.5 else None
-    draw_person(image, event.trigger_box, keypoints, box_thickness=thickness, bone_thickness=max(1, thickness - 1))
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
-    if not ok:
-        logger.warning("thumbnail not encoded camera=%s event_type=%s shape=%s", event.camera_id, event.event_type,
-                       image.shape)
-        return b""
-    return encoded.tobytes()
+# --- The clip's way from recording to the build queue (called by detection.recording.spooler) --------
 
-
-# --- The clip's way from recording to the build queue (called by detection.recording.recorder) ----------------
-
-def alert_clip_spooled(*, alert_id: int, spool_name: str, clip_start: float, clip_end: float) -> bool:
+def alert_clip_spooled(*, alert_id: int, spool_name: str, clip_start: float, clip_end: float,
+                       warning: str = "") -> bool:
     """The clip window's packets are in the spool file: queue the build.
 
     The clip bounds become what was recorded (the start snaps back to a keyframe; a camera that
     stopped or a shutdown can cut the end), so the builder checks the clip against the truth.
+    `warning` says what of the window is missing (a camera that stalled, packets the recorder
+    lost); the clip is then built from what there is and shows the warning instead of looking whole.
     """
     from alerts.clip_jobs import clip_job_enqueue
 
     with transaction.atomic():
         updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
             spool_name=spool_name, clip_start=epoch_to_datetime(clip_start), clip_end=epoch_to_datetime(clip_end),
-            clip_status=ClipStatus.QUEUED, clip_status_changed_at=timezone.now(),
+            clip_warning=warning, clip_status=ClipStatus.QUEUED, clip_status_changed_at=timezone.now(),
         )
         if updated:
             clip_job_enqueue(alert_id=alert_id)
     if updated:
         logger.info("clip spooled alert=%s spool=%s seconds=%.2f", alert_id, spool_name, clip_end - clip_start)
+        if warning:
+            logger.warning("clip incomplete alert=%s warning=%s", alert_id, warning)
     return bool(updated)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -10,7 +11,7 @@ from django.core.validators import RegexValidator
 
 from alerts.models import ClipStatus, ReviewStatus
 from alerts.selectors import AlertFilters
-from cameras.models import Site, Zone
+from cameras.models import Camera, Site, Zone
 from cameras.selectors import AnyUser, camera_list_for, site_list_for
 
 
@@ -20,12 +21,22 @@ def _plausible(day: date | None) -> date | None:
     return day
 
 
+class _CameraChoiceField(forms.ModelChoiceField[Camera]):
+    def label_from_instance(self, obj: Camera) -> str:
+        return f"{obj.site.name} / {obj.name}"
+
+
+class _ZoneChoiceField(forms.ModelChoiceField[Zone]):
+    def label_from_instance(self, obj: Zone) -> str:
+        return f"{obj.camera.name} / {obj.name}"
+
+
 class AlertFilterForm(forms.Form):
     """GET filters. A bad value invalidates only its own field; the list ignores it and says so."""
 
     site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False, empty_label="All sites")
-    camera = forms.ModelChoiceField(queryset=None, required=False, empty_label="All cameras")
-    zone = forms.ModelChoiceField(queryset=Zone.objects.none(), required=False, empty_label="All zones")
+    camera = _CameraChoiceField(queryset=None, required=False, empty_label="All cameras")
+    zone = _ZoneChoiceField(queryset=Zone.objects.none(), required=False, empty_label="All zones")
     event_type = forms.ChoiceField(required=False, label="Event")
     review_status = forms.ChoiceField(choices=[("", "Any review")] + ReviewStatus.choices, required=False,
                                       label="Review")
@@ -35,21 +46,25 @@ class AlertFilterForm(forms.Form):
     min_score = forms.FloatField(required=False, min_value=0.0, max_value=1.0, label="Min. score",
                                  widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "0–1"}))
 
-    def __init__(self, *args: object, user: AnyUser, event_types: list[str] | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: Any, user: AnyUser, event_types: list[str] | None = None, **kwargs: Any) -> None:
         """`event_types`: the choices to offer; None (polling) accepts any well-formed event type."""
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.sites = list(site_list_for(user=user))
         cameras = camera_list_for(user=user)
-        self.fields["site"].queryset = site_list_for(user=user)
-        self.fields["camera"].queryset = cameras
-        self.fields["camera"].label_from_instance = lambda c: f"{c.site.name} / {c.name}"
-        self.fields["zone"].queryset = Zone.objects.filter(camera__in=cameras).select_related("camera__site")
-        self.fields["zone"].label_from_instance = lambda z: f"{z.camera.name} / {z.name}"
+        # self.fields holds this form's copies of the fields declared above, typed only as Field.
+        site_field, camera_field, zone_field = self.fields["site"], self.fields["camera"], self.fields["zone"]
+        assert isinstance(site_field, forms.ModelChoiceField) and isinstance(camera_field, _CameraChoiceField)
+        assert isinstance(zone_field, _ZoneChoiceField)
+        site_field.queryset = site_list_for(user=user)
+        camera_field.queryset = cameras
+        zone_field.queryset = Zone.objects.filter(camera__in=cameras).select_related("camera__site")
         if event_types is None:
             self.fields["event_type"] = forms.CharField(required=False, max_length=64, label="Event",
                                                         validators=[RegexValidator(r"^[\w.-]+$")])
         else:
-            self.fields["event_type"].choices = [("", "Any event")] + [
+            event_type_field = self.fields["event_type"]
+            assert isinstance(event_type_field, forms.ChoiceField)
+            event_type_field.choices = [("", "Any event")] + [
                 (e, e.replace("_", " ").capitalize()) for e in event_types]
 
     def clean_date_from(self) -> date | None:
@@ -67,8 +82,8 @@ class AlertFilterForm(forms.Form):
 
     def ignored(self) -> list[str]:
         """One readable line per filter that was left out because its value was bad."""
-        return [f"{self.fields[name].label or name.replace('_', ' ').capitalize()} filter ignored: {' '.join(errors)}"
-                if name in self.fields else " ".join(errors)
+        return [f"{self.fields[name].label or name.replace('_', ' ').capitalize()} filter ignored: {' '.join(map(str, errors))}"
+                if name in self.fields else " ".join(map(str, errors))
                 for name, errors in self.errors.items()]
 
     def _zone_info(self, site: Site | None) -> ZoneInfo:

@@ -78,7 +78,7 @@ class ClipWorkerCollector:
 
 def serve_worker_metrics(*, port: int, addr: str = "127.0.0.1") -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(ClipWorkerCollector())  # type: ignore[arg-type]
+    registry.register(ClipWorkerCollector())
     start_http_server(port, addr=addr, registry=registry)
     log.info("worker metrics on http://%s:%s/metrics", addr, port)
     return registry

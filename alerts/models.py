@@ -55,6 +55,8 @@ class Alert(models.Model):
     clip_build_seconds = models.FloatField(null=True, blank=True, help_text="Worker time to build and verify the clip.")
     clip_status = models.CharField(max_length=16, choices=ClipStatus.choices, default=ClipStatus.RECORDING)
     clip_error = models.TextField(blank=True)
+    clip_warning = models.TextField(blank=True, help_text="What of the clip window is missing (a camera that stalled, "
+                                    "video the recorder lost); empty when the clip is whole.")
     clip_attempts = models.PositiveIntegerField(default=0)
     clip_status_changed_at = models.DateTimeField(default=timezone.now)
     spool_name = models.CharField(max_length=500, blank=True, help_text="Packets waiting for the clip builder.")

@@ -126,7 +126,7 @@ def alert_event_types_for(*, user: AnyUser) -> list[str]:
     """The event types among the user's alerts, for the list's filter. Cached a minute per user:
     the DISTINCT scans every visible alert (tens of ms at 100,000), and the answer rarely changes."""
     key = f"alerts:event-types:{user.pk}"
-    types = cache.get(key)
+    types: list[str] | None = cache.get(key)
     if types is None:
         types = list(_visible(user).order_by("event_type").values_list("event_type", flat=True).distinct())
         cache.set(key, types, EVENT_TYPES_CACHE_SECONDS)

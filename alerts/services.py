@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from alerts.models import AccessAction, Alert, ClipAccess, ReviewStatus
@@ -16,19 +16,19 @@ logger = logging.getLogger(__name__)
 VIEW_DEDUP_SECONDS = 60
 
 
-def alert_review(*, alert: Alert, user: AbstractBaseUser, status: ReviewStatus, note: str) -> Alert:
+def alert_review(*, alert: Alert, user: User, status: ReviewStatus, note: str) -> Alert:
     if status not in (ReviewStatus.CONFIRMED, ReviewStatus.DISMISSED):
         raise ValueError(f"A review confirms or dismisses an alert; {status!r} is neither.")
     alert.review_status = status
     alert.review_note = note.strip()
-    alert.reviewed_by = user  # type: ignore[assignment]
+    alert.reviewed_by = user
     alert.reviewed_at = timezone.now()
     alert.save(update_fields=["review_status", "review_note", "reviewed_by", "reviewed_at"])
     logger.info("alert reviewed alert=%s status=%s user=%s", alert.pk, status, user.get_username())
     return alert
 
 
-def clip_access_record(*, alert: Alert, user: AbstractBaseUser, action: AccessAction,
+def clip_access_record(*, alert: Alert, user: User, action: AccessAction,
                        ip_address: str | None, user_agent: str) -> ClipAccess:
     access = ClipAccess.objects.create(alert=alert, user=user, username=user.get_username(), action=action,
                                        ip_address=ip_address, user_agent=user_agent[:300])
@@ -36,7 +36,7 @@ def clip_access_record(*, alert: Alert, user: AbstractBaseUser, action: AccessAc
     return access
 
 
-def clip_access_note(*, alert: Alert, user: AbstractBaseUser, action: AccessAction, ip_address: str | None,
+def clip_access_note(*, alert: Alert, user: User, action: AccessAction, ip_address: str | None,
                      user_agent: str) -> ClipAccess | None:
     """Record that clip bytes were served, whatever the Range asked for, unless the same user
     had the same access to this clip moments ago: seeking makes many range requests for one

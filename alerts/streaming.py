@@ -85,10 +85,10 @@ def ranged_file_response(request: HttpRequest, *, storage: Storage, name: str, c
     try:
         byte_range = parse_range(request.headers.get("Range"), size) if not if_range or if_range == etag else None
     except RangeNotSatisfiable:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        response["Accept-Ranges"] = "bytes"
-        return response
+        refused = HttpResponse(status=416)
+        refused["Content-Range"] = f"bytes */{size}"
+        refused["Accept-Ranges"] = "bytes"
+        return refused
     start, length = (byte_range.start, byte_range.length) if byte_range else (0, size)
     response = StreamingHttpResponse(_read(storage, name, start, length), content_type=content_type,
                                      status=206 if byte_range else 200)
@@ -96,7 +96,9 @@ def ranged_file_response(request: HttpRequest, *, storage: Storage, name: str, c
     if byte_range:
         response["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
     response["Accept-Ranges"] = "bytes"
-    response["Content-Disposition"] = content_disposition_header(as_attachment, filename)
+    disposition = content_disposition_header(as_attachment, filename)
+    if disposition:  # None only for an inline response without a file name
+        response["Content-Disposition"] = disposition
     # Evidence: never kept in shared caches or on the disk of a control-room PC.
     response["Cache-Control"] = "private, no-store"
     if etag:

@@ -15,7 +15,7 @@ BUSY_RETRIES = 20  # a redelivered job waits for a live claim's lease at most th
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def build_clip(self: Task, alert_id: int) -> str:
+def build_clip(self: Task[[int], str], alert_id: int) -> str:
     # A soft time limit leaves the claim to expire; the sweeper then sends the job again.
     outcome = clip_job_run(alert_id=alert_id, task_id=str(self.request.id))
     if outcome.retry_in is not None and not (outcome.status == "busy" and self.request.retries >= BUSY_RETRIES):

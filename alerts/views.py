@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -19,7 +20,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from alerts.access import AlertAccess, access_alert
+from alerts.access import AlertAccess, AuthenticatedHttpRequest, access_alert
 from alerts.auth import client_ip
 from alerts.forms import AlertFilterForm, ReviewForm
 from alerts.models import AccessAction, Alert, ClipStatus, ReviewStatus, clip_storage
@@ -125,7 +126,7 @@ def alert_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def alert_review_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+def alert_review_view(request: AuthenticatedHttpRequest, alert_id: int) -> HttpResponse:
     access = access_alert(request, alert_id, Role.REVIEWER)
     form = ReviewForm(request.POST)
     if not form.is_valid():
@@ -150,9 +151,10 @@ def alert_status(request: HttpRequest, alert_id: int) -> JsonResponse:
 
 
 def _clip_name(alert: Alert) -> str:
-    if alert.clip_status != ClipStatus.READY or not alert.clip.name:
+    clip: FieldFile = alert.clip
+    if alert.clip_status != ClipStatus.READY or not clip.name:
         raise Http404("The clip is not ready yet.")
-    return alert.clip.name
+    return clip.name
 
 
 def download_filename(alert: Alert) -> str:
@@ -173,7 +175,7 @@ def _serve_clip(request: HttpRequest, alert: Alert, *, as_attachment: bool) -> H
                                 etag=f'"{alert.clip_sha256}"' if alert.clip_sha256 else "")
 
 
-def _serve_and_record(request: HttpRequest, alert: Alert, action: AccessAction) -> HttpResponseBase:
+def _serve_and_record(request: AuthenticatedHttpRequest, alert: Alert, action: AccessAction) -> HttpResponseBase:
     """Every response that carries clip bytes is recorded, whatever its Range header asked."""
     response = _serve_clip(request, alert, as_attachment=action == AccessAction.DOWNLOAD)
     if response.status_code in (200, 206):
@@ -184,13 +186,13 @@ def _serve_and_record(request: HttpRequest, alert: Alert, action: AccessAction) 
 
 @login_required
 @require_GET
-def alert_clip(request: HttpRequest, alert_id: int) -> HttpResponseBase:
+def alert_clip(request: AuthenticatedHttpRequest, alert_id: int) -> HttpResponseBase:
     return _serve_and_record(request, access_alert(request, alert_id, Role.VIEWER).alert, AccessAction.VIEW)
 
 
 @login_required
 @require_GET
-def alert_download(request: HttpRequest, alert_id: int) -> HttpResponseBase:
+def alert_download(request: AuthenticatedHttpRequest, alert_id: int) -> HttpResponseBase:
     return _serve_and_record(request, access_alert(request, alert_id, Role.REVIEWER).alert, AccessAction.DOWNLOAD)
 
 

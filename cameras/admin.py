@@ -1,7 +1,7 @@
 """Admin for sites, cameras and zones. Managers see and edit only the sites they manage."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,10 +10,12 @@ from django.http import HttpRequest
 
 from cameras.models import Camera, Role, Site, SiteMembership, Zone
 from cameras.selectors import site_list_for
-from cameras.zone_editor import ZoneEditorInlineMixin
+from cameras.zone_editor import ZoneEditorInline
 from shoplift.masking import MaskedPasswordError, mask_url, unmask_url
 
 CREDENTIAL_FIELDS = frozenset({"stream_url", "detect_url"})  # Camera fields whose URLs carry DVR passwords
+
+M = TypeVar("M", bound=Model)
 
 
 def managed_sites(request: HttpRequest) -> QuerySet[Site]:
@@ -31,7 +33,7 @@ def user_manages(request: HttpRequest, site_id: int | None) -> bool:
     return sites.exists() if site_id is None else sites.filter(pk=site_id).exists()
 
 
-class SiteScopedAdmin(admin.ModelAdmin):
+class SiteScopedAdmin(admin.ModelAdmin[M]):
     """Limits a model admin to the sites the user manages.
 
     `site_path` is the lookup from the model to its Site ("site", "camera__site", ...).
@@ -48,7 +50,7 @@ class SiteScopedAdmin(admin.ModelAdmin):
         "1 camera" or "0 cameras" recovers a masked password one character at a time."""
         if any(part in CREDENTIAL_FIELDS for part in lookup.split("__")):
             return False
-        return super().lookup_allowed(lookup, value, request)  # type: ignore[call-arg]
+        return super().lookup_allowed(lookup, value, request)
 
     def _site_id_of(self, obj: Model) -> int:
         target: Any = obj
@@ -60,7 +62,7 @@ class SiteScopedAdmin(admin.ModelAdmin):
     def _manages(self, request: HttpRequest, obj: Model | None) -> bool:
         return user_manages(request, None if obj is None else self._site_id_of(obj))
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[M]:
         qs = super().get_queryset(request)
         if request.user.is_superuser:
             return qs
@@ -90,7 +92,7 @@ class SiteScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class ZoneInline(ZoneEditorInlineMixin, admin.TabularInline):  # the zone editor: snapshot + click-to-draw polygons
+class ZoneInline(ZoneEditorInline):  # the zone editor: snapshot + click-to-draw polygons
     model = Zone
     extra = 0
     fields = ("name", "kind", "enabled", "polygon", "threshold", "event_types")
@@ -111,7 +113,7 @@ class ZoneInline(ZoneEditorInlineMixin, admin.TabularInline):  # the zone editor
         return self._camera_manager(request, obj)
 
 
-class CameraAdminForm(forms.ModelForm):
+class CameraAdminForm(forms.ModelForm[Camera]):
     """Shows stream URLs with the password masked; submitting the mask keeps the stored password."""
 
     class Meta:
@@ -142,7 +144,7 @@ class CameraAdminForm(forms.ModelForm):
 
 
 @admin.register(Camera)
-class CameraAdmin(SiteScopedAdmin):
+class CameraAdmin(SiteScopedAdmin[Camera]):
     form = CameraAdminForm
     inlines = [ZoneInline]
     list_display = ("name", "site", "channel", "masked_stream_url", "enabled", "online", "last_frame_at")
@@ -175,7 +177,7 @@ class CameraAdmin(SiteScopedAdmin):
         self.message_user(request, f"{count} camera(s) disabled.", messages.SUCCESS)
 
 
-class SiteMembershipInline(admin.TabularInline):
+class SiteMembershipInline(admin.TabularInline[SiteMembership, Site]):
     model = SiteMembership
     extra = 0
     autocomplete_fields = ("user",)
@@ -187,7 +189,7 @@ class SiteMembershipInline(admin.TabularInline):
 
 
 @admin.register(Site)
-class SiteAdmin(SiteScopedAdmin):
+class SiteAdmin(SiteScopedAdmin[Site]):
     site_path = "pk"
     list_display = ("name", "time_zone", "camera_count")
     search_fields = ("name",)
@@ -206,7 +208,7 @@ class SiteAdmin(SiteScopedAdmin):
 
 
 @admin.register(SiteMembership)
-class SiteMembershipAdmin(admin.ModelAdmin):
+class SiteMembershipAdmin(admin.ModelAdmin[SiteMembership]):
     list_display = ("user", "site", "role")
     list_filter = ("role", "site")
     search_fields = ("user__username", "site__name")

@@ -1,12 +1,12 @@
 """Reads about sites and who may do what at them. Every permission check in the project starts here."""
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from cameras.models import ROLE_RANK, Camera, Role, Site, SiteMembership
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser  # request.user's type; User is settings.AUTH_USER_MODEL, Django's default
 
 
 def site_list_for(*, user: AnyUser, min_role: Role = Role.VIEWER) -> QuerySet[Site]:

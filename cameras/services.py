@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -64,15 +64,15 @@ def cameras_upsert_from_template(
 
 
 @transaction.atomic
-def staff_user_upsert(*, username: str, site: Site, role: Role, password: str | None, email: str = "") -> tuple[AbstractUser, bool]:
+def staff_user_upsert(*, username: str, site: Site, role: Role, password: str | None, email: str = "") -> tuple[User, bool]:
     """Create the user or update their role at `site`. A new user needs a password; an existing one keeps theirs if None."""
-    User = get_user_model()
-    user = User.objects.filter(username=username).first()
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
     created = user is None
     if user is None:
         if not password:
             raise ValidationError(f"User '{username}' does not exist yet, so a password is needed.")
-        user = User(username=username, email=email)
+        user = user_model(username=username, email=email)
     elif email:
         user.email = email
     if password:
@@ -84,7 +84,7 @@ def staff_user_upsert(*, username: str, site: Site, role: Role, password: str | 
     return user, created
 
 
-def _sync_staff_flag(user: AbstractUser) -> None:
+def _sync_staff_flag(user: User) -> None:
     """Managers use the Django admin, so they are staff; nobody else is, unless a superuser."""
     is_manager = SiteMembership.objects.filter(user=user, role=Role.MANAGER).exists()
     wanted = user.is_superuser or is_manager

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib import admin
 from django.http import HttpRequest
 
+from cameras.models import Camera, Zone
 from cameras.snapshots import camera_snapshot_data_uri
 
 
@@ -39,12 +41,12 @@ class ZoneEditorFormSetMixin:
         return camera_snapshot_data_uri(self.instance.pk if self.instance is not None else None)
 
 
-class ZoneEditorInlineMixin:
-    """Mix into the Zone inline of the camera admin: polygon widget, editor panel above the rows."""
+class ZoneEditorInline(admin.TabularInline[Zone, Camera]):
+    """The base of the Zone inline of the camera admin: polygon widget, editor panel above the rows."""
 
     template = "admin/cameras/zone_editor_inline.html"
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         kwargs["widgets"] = {**kwargs.get("widgets", {}), "polygon": ZonePolygonWidget()}
-        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
+        formset = super().get_formset(request, obj, **kwargs)
         return type("ZoneEditorFormSet", (ZoneEditorFormSetMixin, formset), {})

@@ -6,7 +6,7 @@ events. Nothing here runs in the frame loop.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -48,7 +48,7 @@ class SupervisorCollector:
             camera_stats = inference.stats.cameras.get(camera_id) if inference is not None else None
             inferred.add_metric(name, camera_stats.frames if camera_stats else 0)
             latency.add_metric(name, camera_stats.last_latency if camera_stats else 0.0)
-            by_camera = self.supervisor.recorder.by_camera.get(camera_id, {})
+            by_camera: Mapping[str, int] = self.supervisor.spooler.by_camera.get(camera_id, {})
             events.add_metric(name, by_camera.get("events", 0))
             suppressed.add_metric(name, by_camera.get("suppressed", 0))
         yield from (packets, sampled, inferred, dropped, reconnects, online, ring, ring_seconds, latency, events, suppressed)
@@ -59,6 +59,6 @@ class SupervisorCollector:
 
 def serve_metrics(supervisor: Supervisor, *, port: int, addr: str = "127.0.0.1") -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(SupervisorCollector(supervisor))  # type: ignore[arg-type]
+    registry.register(SupervisorCollector(supervisor))
     start_http_server(port, addr=addr, registry=registry)
     return registry

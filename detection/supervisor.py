@@ -2,7 +2,10 @@
 
 `python manage.py run_detectors` is a thin command over `Supervisor.run()`. Start-up runs in a
 fixed order (load cameras, start captures, start inference, start the writer, recorder and
-sweeper); one stop event ends every loop. Camera and zone changes are picked up every
+spooler); the stop event (SIGTERM) ends the supervisor's loop, and `shutdown` then stops the
+stages in the order that loses nothing: captures and inference (whose last events end every open
+event), then the recorder (which finishes every clip window with what the rings hold), then the
+spooler (which stores those spools, within its flush time), then the status writer. Camera and zone changes are picked up every
 DETECTOR_RELOAD_SECONDS without a restart. Cameras are split between processes and machines
 with a shard (camera id modulo the shard count); deduplication is atomic in the database, so
 overlapping supervisors still raise each alert once.
@@ -32,6 +35,7 @@ from detection.detectors.registry import create_configured_detector
 from detection.inference.events import CameraRules, RuleConfig, RuleEngine
 from detection.inference.loop import InferenceLoop
 from detection.recording.recorder import ClipRecorder
+from detection.recording.spooler import Spooler
 from detection.selectors import camera_rules_list
 from detection.status_writer import Writer
 
@@ -76,8 +80,11 @@ class Supervisor:
         self.streams: dict[int, _Running] = {}
         self.rules: dict[int, CameraRules] = {}
         self.detectors: dict[str, Detector] = {}
-        self.writer = Writer(stop=stop, name="detectors")
-        self.recorder = ClipRecorder(stop=stop, rings=self._ring)
+        # Each stage has its own stop, so shutdown can end them one after the other.
+        self._stops = {stage: threading.Event() for stage in ("inference", "recorder", "spooler", "writer")}
+        self.writer = Writer(stop=self._stops["writer"], name="detectors")
+        self.spooler = Spooler(stop=self._stops["spooler"])
+        self.recorder = ClipRecorder(stop=self._stops["recorder"], rings=self._ring, spooler=self.spooler)
         self.inference: InferenceLoop | None = None
         self._snapshot_at: dict[int, float] = {}
 
@@ -100,10 +107,11 @@ class Supervisor:
     def start_inference(self) -> None:
         engine = RuleEngine(RuleConfig.from_settings(), self.rules)
         self.inference = InferenceLoop(engine=engine, detectors=self.detectors, streams=self.live_streams,
-                                       on_event=self.recorder.on_event, stop=self.stop).start()
+                                       on_event=self.recorder.on_event, stop=self._stops["inference"]).start()
 
-    def start_writer_and_sweeper(self) -> None:
+    def start_writers(self) -> None:
         self.writer.start()
+        self.spooler.start()
         self.recorder.start()
 
     # --- running -----------------------------------------------------------------------------------
@@ -114,7 +122,7 @@ class Supervisor:
             self.load_cameras()
             self.start_captures()
             self.start_inference()
-            self.start_writer_and_sweeper()
+            self.start_writers()
             next_reload = time.monotonic() + self.reload_seconds
             next_sweep = next_snapshots = time.monotonic()
             while not self.stop.wait(0.25):
@@ -218,22 +226,33 @@ class Supervisor:
     # --- stopping ----------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop within a few seconds: captures and inference first, then the recorder spools what
-        it holds, then the writer drains the last statuses."""
+        """Stop the stages in order, each once the one feeding it has ended: captures and inference,
+        then the recorder, then the spooler (up to its flush time), then the writer. A stage that
+        does not end in time is logged; the ones after it still get their turn."""
         self.stop.set()
+        self._stops["inference"].set()
         for running in self.streams.values():
             running.stop.set()
         deadline = time.monotonic() + JOIN_SECONDS
         for running in self.streams.values():
-            running.stream.join(max(0.0, deadline - time.monotonic()))
-        if self.inference is not None:
-            self.inference.join(JOIN_SECONDS)
-        self.recorder.join(JOIN_SECONDS)
-        self.writer.join(JOIN_SECONDS)
+            if not running.stream.join(max(0.0, deadline - time.monotonic())):
+                logger.warning("shutdown: capture did not stop in time camera=%s", running.spec.name)
+        if self.inference is not None and not self.inference.join(JOIN_SECONDS):
+            logger.error("shutdown: the inference loop did not stop in %.0f s; its last events may be missing",
+                         JOIN_SECONDS)
+        self._stops["recorder"].set()
+        if not self.recorder.join(JOIN_SECONDS):
+            logger.error("shutdown: the recorder did not finish its clip windows in %.0f s", JOIN_SECONDS)
+        self._stops["spooler"].set()
+        if not self.spooler.join(self.spooler.flush_seconds + JOIN_SECONDS):
+            logger.error("shutdown: the spooler did not stop; clip jobs left: %s", self.spooler.pending)
+        self._stops["writer"].set()
+        if not self.writer.join(JOIN_SECONDS):
+            logger.warning("shutdown: the status writer did not drain in %.0f s", JOIN_SECONDS)
         for detector in self.detectors.values():
             detector.close()
         logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s", len(self.streams),
-                    self.recorder.raised, self.recorder.suppressed, self.recorder.spooled)
+                    self.spooler.raised, self.spooler.suppressed, self.spooler.spooled)
         connection.close()  # this thread's; the supervisor may run in a thread of its own (tests)
 
 

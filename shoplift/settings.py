@@ -211,8 +211,14 @@ def _key_prefix(raw: str) -> str:
 
 
 def clips_s3_storage(*, bucket: str, endpoint_url: str | None = None, region: str | None = None,
-                     access_key: str | None = None, secret_key: str | None = None, prefix: str = "") -> dict[str, Any]:
-    """The STORAGES entry for clips in an S3 or MinIO bucket (django-storages), kept private."""
+                     access_key: str | None = None, secret_key: str | None = None, prefix: str = "",
+                     connect_timeout: float = 5.0, read_timeout: float = 20.0, max_attempts: int = 3) -> dict[str, Any]:
+    """The STORAGES entry for clips in an S3 or MinIO bucket (django-storages), kept private.
+
+    Every call is bounded: boto3's defaults (60 s to connect and 60 s per read, each retried) would
+    let one hung bucket hold a spool write or a clip build for minutes."""
+    from botocore.config import Config
+
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -227,6 +233,10 @@ def clips_s3_storage(*, bucket: str, endpoint_url: str | None = None, region: st
             "file_overwrite": False,
             # MinIO and most S3-compatible servers are addressed as <endpoint>/<bucket>/<key>.
             "addressing_style": "path" if endpoint_url else None,
+            # With a client_config django-storages takes the addressing style from it, not from above.
+            "client_config": Config(s3={"addressing_style": "path"} if endpoint_url else {},
+                                    connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                    retries={"max_attempts": max_attempts, "mode": "standard"}),
             # Reads that go through S3File (the worker's spool copy) spool to disk past this size.
             "max_memory_size": 8 * 1024 * 1024,
         },
@@ -253,6 +263,9 @@ if CLIP_STORAGE == "s3":
         access_key=_read("CLIP_S3_ACCESS_KEY_ID", str, None, "an access key id"),
         secret_key=_read("CLIP_S3_SECRET_ACCESS_KEY", str, None, "a secret access key"),  # str never fails: never echoed
         prefix=_read("CLIP_S3_PREFIX", _key_prefix, "", "a key prefix such as shoplift/"),
+        connect_timeout=_read("CLIP_S3_CONNECT_TIMEOUT_SECONDS", _ranged(0.1, 300), 5.0, "seconds, 0.1 to 300"),
+        read_timeout=_read("CLIP_S3_READ_TIMEOUT_SECONDS", _ranged(0.1, 600), 20.0, "seconds, 0.1 to 600"),
+        max_attempts=_read("CLIP_S3_MAX_ATTEMPTS", _positive_int, 3, "a whole number of tries, at least 1"),
     )
     if bool(_CLIPS["OPTIONS"]["access_key"]) != bool(_CLIPS["OPTIONS"]["secret_key"]):
         raise ImproperlyConfigured(

@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from alerts.models import LoginFailure
 from cameras.models import Role
-from tests.support.clips import fast_passwords  # noqa: F401  (fixture)
 from tests.support.factories import PASSWORD, make_site, make_user
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")

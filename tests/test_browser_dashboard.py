@@ -10,16 +10,8 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import AccessAction, ClipAccess, ClipStatus, ReviewStatus
-from tests.support.browser import DESKTOP, PHONE, browser, log_in, screenshot  # noqa: F401  (fixture)
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    SampleClip,
-    World,
-    attach_clip,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.browser import DESKTOP, PHONE, log_in, screenshot
+from tests.support.clips import SampleClip, World, attach_clip
 from tests.support.factories import PASSWORD, make_alert, make_camera
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -19,18 +19,7 @@ from detection.capture.stream import CameraStatus, CameraStream, StreamSpec
 from detection.recording.remux import write_snapshot
 from detection.status_writer import Writer
 from tests.support.factories import make_camera, make_site
-from tests.support.rtsp import (
-    RtspServer,
-    damaged_copy,
-    file_mount,
-    free_port,
-    live_mount,
-    make_video,
-    rtsp_server,  # noqa: F401
-    rtsp_servers,  # noqa: F401
-    rtsp_test_video,  # noqa: F401
-    wait_until,
-)
+from tests.support.rtsp import RtspServer, damaged_copy, file_mount, free_port, live_mount, make_video, wait_until
 
 pytestmark = pytest.mark.rtsp
 

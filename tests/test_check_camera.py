@@ -11,14 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.support.factories import make_camera, make_site
-from tests.support.rtsp import (
-    RtspServer,
-    free_port,
-    live_mount,
-    rtsp_server,  # noqa: F401
-    rtsp_servers,  # noqa: F401
-    rtsp_test_video,  # noqa: F401
-)
+from tests.support.rtsp import RtspServer, free_port, live_mount
 
 pytestmark = pytest.mark.rtsp
 ROOT = Path(__file__).resolve().parent.parent

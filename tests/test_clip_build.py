@@ -15,7 +15,6 @@ from alerts.clip_build import ClipError, clip_build, file_sha256, moov_before_md
 from alerts.clip_jobs import clip_job_claim, clip_job_retry, clip_job_run, clip_jobs_sweep, clip_storage_name
 from alerts.models import Alert, ClipStatus
 from cameras.models import Camera
-from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_alert, make_camera, make_site
 from tests.support.rtsp import MEDIA_DIR, make_video
 

@@ -14,7 +14,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,11 +42,12 @@ from alerts.models import AccessAction, Alert, ClipAccess, ClipStatus, clip_stor
 from cameras.models import Camera, Role
 from detection.capture.ring import CodecParams, PacketRing, RingPacket
 from detection.inference.events import Event, EventPhase
-from detection.recording import recorder as recorder_module
-from detection.recording.recorder import ClipRecorder
+from detection.recording import spooler as spooler_module
+from detection.recording.thumbnail import thumbnail_jpeg
 from shoplift.settings import clips_s3_storage
 from tests.support.clips import SampleClip, attach_clip, fast_passwords, test_clip  # noqa: F401
 from tests.support.factories import make_alert, make_camera, make_site, make_user
+from tests.support.recording import RecordingStages, start_recording_stages
 from tests.support.rtsp import free_port, make_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,7 +182,7 @@ def test_it_stores_the_alert_thumbnail_in_the_bucket(bucket: Bucket) -> None:
                   clip_start=1.7e9 - 2, clip_end=1.7e9 + 4, clip_final=False, trigger_at=1.7e9 + 0.2,
                   trigger_box=(0.25, 0.5, 0.5, 0.9), trigger_image=np.full((180, 320, 3), 90, np.uint8))
 
-    alert = Alert.objects.get(pk=alert_raise(event).alert_id)
+    alert = Alert.objects.get(pk=alert_raise(event, thumbnail=thumbnail_jpeg(event)).alert_id)
 
     assert alert.thumbnail.name.startswith(f"thumbnails/{camera.pk}/")
     assert bucket.read(alert.thumbnail.name).startswith(b"\xff\xd8")  # a JPEG
@@ -207,15 +207,14 @@ def ring_from(video: Path, *, received_at: float) -> PacketRing:
     return ring
 
 
-def start_recording(camera: Camera, ring: PacketRing, at: float) -> tuple[ClipRecorder, threading.Event]:
-    """The real recorder thread, given one finished event."""
-    stop = threading.Event()
-    recorder = ClipRecorder(stop=stop, rings=lambda camera_id: ring).start()
-    recorder.on_event(Event(
+def start_recording(camera: Camera, ring: PacketRing, at: float) -> RecordingStages:
+    """The real recorder and spooler threads, given one finished event."""
+    stages = start_recording_stages(lambda camera_id: ring)
+    stages.recorder.on_event(Event(
         phase=EventPhase.STARTED, camera_id=camera.pk, camera_name=camera.name, zone_id=None, zone_name="",
         event_type="zone_activity", score=0.8, threshold=0.5, start=at + 3, last_high=at + 4, end=at + 4,
         clip_start=at + 1, clip_end=at + 6, clip_final=True, trigger_at=at + 3))
-    return recorder, stop
+    return stages
 
 
 def recorded(camera: Camera, seconds: float = 20) -> Alert:
@@ -227,12 +226,6 @@ def recorded(camera: Camera, seconds: float = 20) -> Alert:
             return alert
         time.sleep(0.1)
     pytest.fail(f"the recorder did not finish the recording in {seconds:g} s")
-
-
-def stop_recorder(recorder: ClipRecorder, stop: threading.Event) -> None:
-    stop.set()
-    assert recorder.join(10), "the recorder thread did not stop"
-    assert recorder.failed == 0
 
 
 def unreachable_bucket(settings: Settings) -> dict[str, Any]:
@@ -250,11 +243,11 @@ def test_it_spools_a_recording_into_the_bucket_and_the_worker_builds_from_it(buc
     at = time.time() - 30
     ring = ring_from(make_video(width=320, height=240, seconds=8, gop=50, container="ts"), received_at=at)
 
-    recorder, stop = start_recording(camera, ring, at)
+    stages = start_recording(camera, ring, at)
     try:
         alert = recorded(camera)
     finally:
-        stop_recorder(recorder, stop)
+        stages.stop()
 
     assert alert.clip_status == ClipStatus.QUEUED, alert.clip_error
     assert alert.spool_name == f"spool/{alert.pk}.ts" and bucket.has(alert.spool_name)
@@ -271,17 +264,17 @@ def test_a_spool_the_bucket_refuses_is_retried_and_stored_once_the_bucket_is_bac
     ring = ring_from(make_video(width=320, height=240, seconds=8, gop=50, container="ts"), received_at=at)
     working = unreachable_bucket(settings)
 
-    recorder, stop = start_recording(camera, ring, at)
+    stages = start_recording(camera, ring, at)
     try:
         deadline = time.monotonic() + 20
-        while not recorder._unspooled and time.monotonic() < deadline:  # the first write failed: waiting to retry
+        while not stages.spooler._retrying and time.monotonic() < deadline:  # the first write failed: waiting to retry
             time.sleep(0.05)
-        assert recorder._unspooled, "the failed spool write was not kept for a retry"
+        assert stages.spooler._retrying, "the failed spool write was not kept for a retry"
         assert Alert.objects.get(camera=camera).clip_status == ClipStatus.RECORDING
         settings.STORAGES = {**settings.STORAGES, "clips": working}  # the bucket is back
         alert = recorded(camera)
     finally:
-        stop_recorder(recorder, stop)
+        stages.stop()
 
     assert alert.clip_status == ClipStatus.QUEUED, alert.clip_error
     assert bucket.has(alert.spool_name)
@@ -291,17 +284,17 @@ def test_a_spool_the_bucket_refuses_is_retried_and_stored_once_the_bucket_is_bac
 def test_a_spool_the_bucket_keeps_refusing_marks_the_alert_and_keeps_recording(
     bucket: Bucket, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recorder_module, "SPOOL_RETRY_SECONDS", 5.0)
+    monkeypatch.setattr(spooler_module, "SPOOL_RETRY_SECONDS", 5.0)
     camera = make_camera(make_site("Main St"), "Aisle 3")
     at = time.time() - 30
     ring = ring_from(make_video(width=320, height=240, seconds=8, gop=50, container="ts"), received_at=at)
     unreachable_bucket(settings)
 
-    recorder, stop = start_recording(camera, ring, at)
+    stages = start_recording(camera, ring, at)
     try:
         alert = recorded(camera, seconds=40)
     finally:
-        stop_recorder(recorder, stop)  # also asserts the thread survived and stopped cleanly
+        stages.stop()  # also asserts the threads survived and stopped cleanly
 
     assert alert.clip_status == ClipStatus.FAILED
     assert alert.clip_error.startswith("No clip: the spool could not be stored (EndpointConnectionError")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import urllib.request
@@ -16,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.clip_build import file_sha256
 from alerts.clip_jobs import clip_job_enqueue, clip_jobs_sweep
 from alerts.models import Alert, ClipStatus
-from tests.support.clips import clip_settings  # noqa: F401
-from tests.support.processes import CeleryWorker, redis_server, start_worker  # noqa: F401
+from tests.support.processes import start_worker
+from tests.support.requirements import require
 from tests.support.rtsp import free_port, make_video, wait_until
 from tests.test_clip_build import make_hevc, queued_alert
 
@@ -30,7 +31,7 @@ def worker_env(clip_settings: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def worker(redis_server, worker_env, tmp_path):  # noqa: F811
+def worker(redis_server, worker_env, tmp_path):
     running = start_worker(tmp_path, **worker_env)
     yield running
     running.stop()
@@ -64,7 +65,7 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
-def test_it_builds_a_clip_in_the_worker_and_counts_it_in_the_metrics(redis_server, worker_env, tmp_path, clip_settings):  # noqa: F811
+def test_it_builds_a_clip_in_the_worker_and_counts_it_in_the_metrics(redis_server, worker_env, tmp_path, clip_settings):
     port = free_port()
     worker = start_worker(tmp_path, **worker_env, WORKER_METRICS_PORT=str(port))
     try:
@@ -92,7 +93,7 @@ def test_it_builds_a_clip_in_the_worker_and_counts_it_in_the_metrics(redis_serve
     assert metrics["shoplift_clip_broker_queue"] == 0
 
 
-def test_it_builds_every_clip_after_redis_comes_back(redis_server, worker, clip_settings):  # noqa: F811
+def test_it_builds_every_clip_after_redis_comes_back(redis_server, worker, clip_settings):
     redis_server.stop()
     try:
         first = queued_alert(spool_bytes())
@@ -111,7 +112,7 @@ def test_it_builds_every_clip_after_redis_comes_back(redis_server, worker, clip_
         wait_until(lambda: status_of(alert) == ClipStatus.READY, 90, message=f"clip ready after Redis\n{worker.log()}")
 
 
-def test_a_worker_killed_mid_build_leaves_exactly_one_clip(redis_server, worker_env, tmp_path, clip_settings):  # noqa: F811
+def test_a_worker_killed_mid_build_leaves_exactly_one_clip(redis_server, worker_env, tmp_path, clip_settings):
     # Short limits so the claim of the killed build expires quickly (lease = hard limit + 10 s).
     killed = start_worker(tmp_path, **worker_env, CELERY_TASK_SOFT_TIME_LIMIT="8", CELERY_TASK_TIME_LIMIT="10")
     try:
@@ -131,13 +132,16 @@ def test_a_worker_killed_mid_build_leaves_exactly_one_clip(redis_server, worker_
     assert file_sha256(files[0]) == alert.clip_sha256
 
 
-def test_a_full_disk_fails_the_clip_and_the_retry_succeeds_once_space_is_freed(redis_server, tmp_path, settings):  # noqa: F811
+def test_a_full_disk_fails_the_clip_and_the_retry_succeeds_once_space_is_freed(redis_server, tmp_path, settings):
     mount = tmp_path / "small-disk"
     mount.mkdir()
     spool = spool_bytes()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={len(spool) + 400_000}", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root; the in-process storage failure test still covers the logic")
+    mounted = shutil.which("mount") is not None and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={len(spool) + 400_000}", "tmpfs", str(mount)], capture_output=True,
+    ).returncode == 0
+    require(mounted, "permission to mount a small tmpfs",
+            "run the tests as root (a container needs --cap-add SYS_ADMIN; mount(8) is in Debian package mount); "
+            "the in-process storage failure test still covers the logic")
     worker = None
     try:
         settings.STORAGES = {**settings.STORAGES, "clips": {"BACKEND": "django.core.files.storage.FileSystemStorage",

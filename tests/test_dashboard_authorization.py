@@ -12,13 +12,7 @@ import pytest
 from django.test import Client
 
 from alerts.models import AccessAction, ClipAccess, ReviewStatus
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    World,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.clips import World
 
 LOGIN = "/login/"
 ADMIN_LOGIN = "/admin/login/"

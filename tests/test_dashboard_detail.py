@@ -8,15 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert, ClipStatus, ReviewStatus
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    SampleClip,
-    World,
-    attach_clip,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.clips import SampleClip, World, attach_clip
 from tests.support.factories import make_alert, make_camera
 
 
@@ -145,3 +137,15 @@ def test_it_needs_login_for_every_dashboard_page(world: World) -> None:
     for url in ["/", "/cameras/", "/alerts/poll/", f"/alerts/{world.alert_a.pk}/status/",
                 f"/alerts/{world.alert_a.pk}/thumbnail/"]:
         assert Client().get(url)["Location"].startswith("/login/?next="), url
+
+
+def test_it_says_what_an_incomplete_clip_is_missing_on_the_page_and_in_the_list(world: World) -> None:
+    warning = "Missing from the clip: 3.0 s from 12:30:01 UTC (the camera sent nothing)."
+    Alert.objects.filter(pk=world.alert_a.pk).update(clip_warning=warning)
+    client = _client(world, "viewer")
+
+    detail = client.get(f"/alerts/{world.alert_a.pk}/").content.decode()
+    listing = client.get("/").content.decode()
+
+    assert "Clip incomplete" in detail and warning in detail
+    assert listing.count("data-clip-incomplete") == 1

@@ -11,13 +11,7 @@ from django.test import Client
 from alerts.models import Alert, ClipStatus, ReviewStatus
 from alerts.selectors import PAGE_SIZE, Cursor, alert_event_types_for
 from cameras.models import Role
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    World,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.clips import World
 from tests.support.factories import make_alert, make_camera, make_user, make_zone
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from alerts.emitter import alert_raise
 from alerts.models import Alert, DedupKey
-from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site, make_zone
 from tests.support.processes import subprocess_env
 from tests.support.video import T0

@@ -5,16 +5,22 @@ import cv2
 import numpy as np
 import pytest
 
-from alerts.emitter import alert_event_close, alert_raise
+from alerts.emitter import RaiseResult, alert_event_close, alert_raise
 from alerts.models import Alert, ClipStatus, clip_storage
 from detection.detectors import create_detector
 from detection.inference.events import Event, EventPhase, RuleConfig
+from detection.recording.thumbnail import thumbnail_jpeg
 from detection.selectors import camera_rules_list
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site, make_zone
 from tests.support.video import T0, Box, run_detection, sample_video, write_video
 
 pytestmark = pytest.mark.django_db
+
+
+def raise_with_snapshot(event: Event) -> RaiseResult:
+    """As the spooler raises an alert: with the event's snapshot rendered beside it."""
+    return alert_raise(event, thumbnail=thumbnail_jpeg(event))
 
 
 def event_for(camera, zone=None, *, event_type="zone_activity", start=T0, score=0.8, image=True, **fields):
@@ -36,7 +42,7 @@ def at(seconds):
 def test_it_creates_a_recording_alert_with_its_clip_window_and_a_thumbnail(clip_settings):
     camera = make_camera(make_site())
     zone = make_zone(camera, "Spirits")
-    result = alert_raise(event_for(camera, zone))
+    result = raise_with_snapshot(event_for(camera, zone))
     assert result.created and not result.suppressed
     alert = Alert.objects.get(pk=result.alert_id)
     assert (alert.camera, alert.zone, alert.zone_name, alert.event_type) == (camera, zone, "Spirits", "zone_activity")
@@ -57,13 +63,13 @@ def test_it_keeps_the_zone_name_when_the_zone_was_deleted(clip_settings):
     zone = make_zone(camera, "Old shelf")
     event = event_for(camera, zone, image=False)
     zone.delete()
-    alert = Alert.objects.get(pk=alert_raise(event).alert_id)
+    alert = Alert.objects.get(pk=raise_with_snapshot(event).alert_id)
     assert alert.zone is None and alert.zone_name == "Old shelf" and not alert.thumbnail
 
 
 def test_it_records_how_the_event_ended_and_the_clip_window_only_while_recording(clip_settings):
     camera = make_camera(make_site())
-    alert_id = alert_raise(event_for(camera, image=False)).alert_id
+    alert_id = raise_with_snapshot(event_for(camera, image=False)).alert_id
     ended = event_for(camera, phase=EventPhase.ENDED, end=T0 + 9, last_high=T0 + 9, clip_end=T0 + 11, score=0.95)
     assert alert_event_close(alert_id=alert_id, event=ended)
     alert = Alert.objects.get(pk=alert_id)
@@ -85,7 +91,7 @@ def test_it_raises_an_alert_from_video_through_detector_rules_and_emitter(tmp_pa
     video = write_video(tmp_path / "scene.mp4", seconds=8, boxes=[Box(3.0, 6.0, 0.6, 0.55, 0.15, 0.35)])
     frames = sample_video(video, camera_id=camera.pk, fps=5, size=(320, 180))
     events = run_detection(create_detector("motion", input_size=(320, 180)), rules, RuleConfig(), frames)
-    results = [alert_raise(e) for e in events if e.phase is EventPhase.STARTED]
+    results = [raise_with_snapshot(e) for e in events if e.phase is EventPhase.STARTED]
     assert [r.created for r in results] == [True]
     alert = Alert.objects.get()
     assert alert.zone == zone and alert.event_type == "zone_activity"
@@ -118,7 +124,7 @@ def test_it_stores_the_persons_track_over_the_clip_window_and_draws_the_skeleton
     track = person_track(T0 - 6, seconds=6.6)  # from 6 s before the event: longer than the pre-roll
     event = event_for(camera, event_type="exit_without_checkout", track=track, trigger_at=T0,
                       trigger_box=track.points[-1].box, trigger_image=np.full((360, 640, 3), 90, np.uint8))
-    alert = Alert.objects.get(pk=alert_raise(event).alert_id)
+    alert = Alert.objects.get(pk=raise_with_snapshot(event).alert_id)
     stored = alert.track
     assert stored["track_id"] == 4 and len(stored["keypoint_names"]) == 17 and stored["skeleton"]
     times = [p["t"] for p in stored["points"]]
@@ -149,7 +155,7 @@ def test_it_stores_the_thumbnail_outside_the_dedup_transaction(clip_settings, mo
     inside = []
     original = storage.save
     monkeypatch.setattr(storage, "save", lambda *a, **k: inside.append(connection.in_atomic_block) or original(*a, **k))
-    alert = Alert.objects.get(pk=alert_raise(event_for(camera)).alert_id)
+    alert = Alert.objects.get(pk=raise_with_snapshot(event_for(camera)).alert_id)
     assert inside == [False]
     assert alert.thumbnail.name and storage.exists(alert.thumbnail.name)
 
@@ -162,7 +168,19 @@ def test_it_keeps_the_alert_when_the_thumbnail_cannot_be_stored(clip_settings, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(clip_storage(), "save", full_disk)
-    result = alert_raise(event_for(camera))
+    result = raise_with_snapshot(event_for(camera))
     alert = Alert.objects.get(pk=result.alert_id)
     assert result.created and not alert.thumbnail
     assert any("thumbnail not stored" in r.getMessage() for r in caplog.records)
+
+
+def test_a_retried_raise_finds_the_alert_its_first_try_committed():
+    camera = make_camera(make_site(), "Aisle 3")
+    event = event_for(camera, image=False)
+    first = alert_raise(event)
+
+    again = alert_raise(event, retry=True)  # the first try's commit happened, but its answer was lost
+
+    assert again == first and again.created
+    assert Alert.objects.count() == 1 and Alert.objects.get().suppressed_count == 0
+    assert alert_raise(event).suppressed  # not a retry: the same event twice is a repeat

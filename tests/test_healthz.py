@@ -1,10 +1,8 @@
 import pytest
 
-from tests.support.processes import redis_server  # noqa: F401
-
 
 @pytest.mark.django_db
-def test_it_reports_healthy_with_the_database_and_broker_up(client, redis_server):  # noqa: F811
+def test_it_reports_healthy_with_the_database_and_broker_up(client, redis_server):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["database"] == "ok" and response.json()["broker"] == "ok"

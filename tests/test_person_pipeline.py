@@ -13,10 +13,9 @@ import pytest
 from alerts.clip_build import clip_verify, file_sha256
 from alerts.models import Alert, ClipStatus
 from cameras.demo import scene
-from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site, make_zone
-from tests.support.processes import ROOT, redis_server, start_worker, subprocess_env  # noqa: F401
-from tests.support.rtsp import MEDIA_DIR, file_mount, require_gstreamer, rtsp_servers, wait_until  # noqa: F401
+from tests.support.processes import ROOT, start_worker, subprocess_env
+from tests.support.rtsp import MEDIA_DIR, file_mount, require_gstreamer, wait_until
 from tests.support.video import write_demo_video
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rtsp, pytest.mark.slow]
@@ -35,8 +34,8 @@ def visit() -> Path:
     return path
 
 
-def test_it_raises_exit_without_checkout_for_a_real_person_with_a_ready_clip_and_the_track(  # noqa: F811
-        visit, rtsp_servers, clip_settings, redis_server, tmp_path):  # noqa: F811
+def test_it_raises_exit_without_checkout_for_a_real_person_with_a_ready_clip_and_the_track(
+        visit, rtsp_servers, clip_settings, redis_server, tmp_path):
     server = rtsp_servers([file_mount("/store", visit)])
     camera = make_camera(make_site("Demo store"), "Floor", stream_url=server.url("/store"))  # detector: default
     for name, kind, polygon in scene.ZONES:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from fractions import Fraction
 
 import av
 import pytest
@@ -17,9 +18,11 @@ from alerts.models import Alert, ClipStatus
 from detection.capture.ring import CodecParams, PacketRing, RingPacket
 from detection.inference.events import Event, EventPhase
 from detection.recording import recorder as recorder_module
-from detection.recording.recorder import ClipRecorder
+from detection.recording import spooler as spooler_module
+from detection.recording.recorder import Recording
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_camera, make_site
+from tests.support.recording import RecordingStages, start_recording_stages
 from tests.support.rtsp import make_video, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the recorder thread has its own connection
@@ -61,13 +64,15 @@ def event(camera_id: int, phase: EventPhase, *, start: float, clip_end: float, f
 
 
 @pytest.fixture
-def recorder(live_ring: PacketRing, clip_settings) -> Iterator[ClipRecorder]:  # noqa: F811
-    stop = threading.Event()
-    running = ClipRecorder(stop=stop, rings=lambda camera_id: live_ring).start()
+def stages(live_ring: PacketRing, clip_settings) -> Iterator[RecordingStages]:  # noqa: F811
+    running = start_recording_stages(lambda camera_id: live_ring)
     yield running
-    stop.set()
-    assert running.join(10), "the recorder thread did not stop"
-    assert running.failed == 0
+    running.stop()
+
+
+@pytest.fixture
+def recorder(stages: RecordingStages):
+    return stages.recorder
 
 
 def status(alert_id: int) -> str:
@@ -114,3 +119,76 @@ def test_an_event_that_ends_after_its_capped_clip_was_spooled_still_closes_its_a
     recorder.on_event(replace(started, phase=EventPhase.ENDED, end=now + 40, last_high=now + 40, clip_final=True))
     wait_until(lambda: Alert.objects.get(camera=camera).event_end is not None, 10, message="event end recorded")
     assert abs(Alert.objects.get(camera=camera).event_end.timestamp() - (now + 40)) < 0.01
+
+
+@pytest.mark.slow
+def test_a_slow_storage_write_costs_no_other_clip_a_single_packet(stages, monkeypatch):
+    """One spool write hangs longer than the ring holds (a bucket with boto3's default timeouts):
+    the recorder thread never waits on it, so a long clip recorded meanwhile is whole."""
+    real_write = spooler_module.Spooler._write
+    hung = []
+
+    def slow_write(self, alert_id, snapshot):
+        if not hung:
+            hung.append(alert_id)
+            time.sleep(12)  # past the 10 s ring
+        return real_write(self, alert_id, snapshot)
+
+    monkeypatch.setattr(spooler_module.Spooler, "_write", slow_write)
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    now = time.time()
+    stages.recorder.on_event(event(camera.pk, EventPhase.STARTED, start=now, clip_end=now + 0.5, final=True))
+    wait_until(lambda: hung, 10, message="the first spool write started")
+    long_one = replace(event(camera.pk, EventPhase.STARTED, start=now + 0.5, clip_end=now + 13.0, final=True),
+                       event_type="concealment")
+    stages.recorder.on_event(long_one)
+    wait_until(lambda: Alert.objects.filter(camera=camera, clip_status=ClipStatus.QUEUED).count() == 2, 40,
+               message="both clips spooled")
+    alert = Alert.objects.get(camera=camera, event_type="concealment")
+    assert alert.clip_warning == ""
+    assert alert.clip_end.timestamp() - alert.clip_start.timestamp() >= 13.0 - 1 / 25
+
+
+def synthetic_ring(window_seconds: float) -> PacketRing:
+    ring = PacketRing(window_seconds=window_seconds, max_bytes=64 * 1024 * 1024)
+    ring.set_codec(CodecParams(codec_name="h264", width=320, height=240, time_base=Fraction(1, 90000)))
+    return ring
+
+
+def push(ring: PacketRing, at: float, index: int) -> None:
+    ring.push(RingPacket(data=b"\x00" * 100, pts=index * 3600, dts=index * 3600, duration=3600,
+                         time_base=Fraction(1, 90000), is_keyframe=index % 25 == 0, recv_time=at))
+
+
+def test_a_recording_that_fell_behind_its_ring_says_what_it_lost():
+    ring = synthetic_ring(window_seconds=2)
+    start = 1_000_000.0
+    recording = Recording(event=event(1, EventPhase.STARTED, start=start + 2, clip_end=start + 10, final=True),
+                          ring=ring)
+    for i in range(50):  # 0-2 s
+        push(ring, start + i / 25, i)
+    recording.collect()
+    for i in range(50, 200):  # 2-8 s arrive while the recorder is not collecting: the 2 s ring drops most
+        push(ring, start + i / 25, i)
+    recording.collect()
+    assert recording.lost
+    assert "the recorder fell behind the ring" in recording.missing()
+
+
+def test_a_camera_that_paused_mid_clip_is_reported_and_a_whole_clip_is_not():
+    start = 1_000_000.0
+    ring = synthetic_ring(window_seconds=30)
+    recording = Recording(event=event(1, EventPhase.STARTED, start=start + 2, clip_end=start + 10, final=True),
+                          ring=ring)
+    for i in range(260):
+        push(ring, start + i / 25, i)
+    recording.collect()
+    assert recording.missing() == ""
+
+    paused = synthetic_ring(window_seconds=30)
+    recording = Recording(event=event(1, EventPhase.STARTED, start=start + 2, clip_end=start + 10, final=True),
+                          ring=paused)
+    for i in [*range(0, 100), *range(175, 260)]:  # nothing from 4 s to 7 s
+        push(paused, start + i / 25, i)
+    recording.collect()
+    assert "3.0 s from" in recording.missing() and "the camera sent nothing" in recording.missing()

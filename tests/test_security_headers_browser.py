@@ -7,8 +7,8 @@ from django.test import Client
 
 from cameras.snapshots import camera_snapshot_save
 from shoplift.headers import CONTENT_SECURITY_POLICY
-from tests.support.browser import DESKTOP, browser, log_in  # noqa: F401  (fixture)
-from tests.support.clips import World, clip_settings, fast_passwords, test_clip, world  # noqa: F401  (fixtures)
+from tests.support.browser import DESKTOP, log_in
+from tests.support.clips import World
 from tests.support.factories import PASSWORD
 from tests.test_zone_editor_browser import snapshot_jpeg
 

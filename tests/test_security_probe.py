@@ -14,7 +14,7 @@ from alerts.models import AccessAction, ClipAccess
 from cameras.models import Camera, Role
 from cameras.validators import validate_polygon
 from shoplift.logs import KeyValueFormatter
-from tests.support.clips import World, clip_settings, fast_passwords, test_clip, world  # noqa: F401  (fixtures)
+from tests.support.clips import World
 from tests.support.factories import PASSWORD, make_camera, make_site, make_user
 
 SECRET_URL = "rtsp://admin:s3cretpw@10.0.0.5:554/ch1"
@@ -105,7 +105,7 @@ def test_it_records_every_clip_access_whatever_the_range(world: World, header: s
 # --- Medium 4: look-alike user names get fresh tries -----------------------------------------------
 
 @pytest.mark.django_db
-def test_look_alike_names_share_the_lock_of_the_name_they_log_in_as(fast_passwords) -> None:  # noqa: F811
+def test_look_alike_names_share_the_lock_of_the_name_they_log_in_as(fast_passwords) -> None:
     make_user("ra", site=make_site(), role=Role.VIEWER)
     fullwidth, bold = "\uff52\uff41", "\U0001d42b\U0001d41a"  # ｒａ and 𝐫𝐚
     # The attack's premise: Django's form applies NFKC, so both log in as "ra".
@@ -160,7 +160,7 @@ def test_log_lines_cannot_be_forged_with_control_characters() -> None:
 
 
 @pytest.mark.django_db
-def test_password_change_counts_wrong_current_passwords_like_failed_logins(fast_passwords) -> None:  # noqa: F811
+def test_password_change_counts_wrong_current_passwords_like_failed_logins(fast_passwords) -> None:
     make_user("alice", site=make_site(), role=Role.VIEWER)
     stolen = Client()
     assert stolen.login(username="alice", password=PASSWORD)
@@ -178,7 +178,7 @@ def test_password_change_counts_wrong_current_passwords_like_failed_logins(fast_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_login_attempts_never_exceed_the_limit(fast_passwords) -> None:  # noqa: F811
+def test_parallel_login_attempts_never_exceed_the_limit(fast_passwords) -> None:
     """Twenty simultaneous wrong guesses: at most LOGIN_FAILURE_LIMIT are tried, the rest refused."""
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
@@ -204,7 +204,7 @@ def test_parallel_login_attempts_never_exceed_the_limit(fast_passwords) -> None:
     assert statuses.count(429) >= 20 - settings.LOGIN_FAILURE_LIMIT
 
 
-def test_clips_and_logs_are_written_private_to_the_service_whatever_the_umask(clip_settings, tmp_path) -> None:  # noqa: F811
+def test_clips_and_logs_are_written_private_to_the_service_whatever_the_umask(clip_settings, tmp_path) -> None:
     import os
     import stat
 

@@ -8,14 +8,7 @@ from django.test import Client
 
 from alerts.models import AccessAction, ClipAccess, ClipStatus
 from alerts.streaming import ByteRange, RangeNotSatisfiable, parse_range
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    SampleClip,
-    World,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.clips import SampleClip, World
 from tests.support.factories import make_alert
 
 

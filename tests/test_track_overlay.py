@@ -9,15 +9,7 @@ from django.test import Client
 
 from alerts.models import Alert, ClipStatus
 from detection.tracking.tracks import KEYPOINT_NAMES, SKELETON, TrackEvidence, TrackPoint
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    SampleClip,
-    World,
-    attach_clip,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.clips import World
 from tests.support.factories import make_alert
 
 TOGGLE = "Show what the system saw"

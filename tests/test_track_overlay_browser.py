@@ -7,19 +7,8 @@ import pytest
 
 from alerts.models import Alert, ClipStatus
 from detection.tracking.tracks import KEYPOINT_NAMES
-from tests.support.browser import DESKTOP, PHONE, browser, log_in, screenshot  # noqa: F401  (fixture)
-from tests.support.clips import (  # noqa: F401  (fixtures)
-    CLIP_FPS,
-    CLIP_SECONDS,
-    CLIP_SIZE,
-    SampleClip,
-    World,
-    attach_clip,
-    clip_settings,
-    fast_passwords,
-    test_clip,
-    world,
-)
+from tests.support.browser import DESKTOP, PHONE, log_in, screenshot
+from tests.support.clips import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE, SampleClip, World, attach_clip
 from tests.support.factories import PASSWORD, make_alert
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

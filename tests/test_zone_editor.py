@@ -8,7 +8,6 @@ from django.test import Client
 
 from cameras.models import Role
 from cameras.snapshots import camera_snapshot_data_uri, camera_snapshot_save, snapshot_name
-from tests.support.clips import clip_settings, fast_passwords  # noqa: F401
 from tests.support.factories import PASSWORD, SQUARE, make_camera, make_site, make_user, make_zone
 
 TRIANGLE = [[0.2, 0.3], [0.8, 0.3], [0.5, 0.9]]

@@ -5,8 +5,7 @@ import pytest
 
 from cameras.models import Role, Zone
 from cameras.snapshots import camera_snapshot_save
-from tests.support.browser import DESKTOP, browser, log_in, screenshot  # noqa: F401  (fixture)
-from tests.support.clips import clip_settings, fast_passwords  # noqa: F401  (fixtures)
+from tests.support.browser import DESKTOP, log_in, screenshot
 from tests.support.factories import PASSWORD, SQUARE, make_camera, make_site, make_user, make_zone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -112,7 +112,7 @@ class BehaviourRules:
                      state: _Person) -> list[Detection]:
         cfg = self.config
         foot = box_foot(person.box)
-        standing = {z.kind: [] for z in zones}  # kind -> zones the person stands in
+        standing: dict[str, list[ZoneRule]] = {z.kind: [] for z in zones}  # kind -> zones the person stands in
         for zone in zones:
             if zone.contains(*foot):
                 standing.setdefault(zone.kind, []).append(zone)

@@ -291,7 +291,7 @@ class PacketRing:
                 bytes=self._bytes,
                 packets=self._packets,
                 gops=len(self._gops),
-                seconds=(newest - oldest) if packets else 0.0,  # type: ignore[operator]
+                seconds=(newest - oldest) if newest is not None and oldest is not None else 0.0,
                 gaps=gaps,
                 oldest=oldest,
                 newest=newest,

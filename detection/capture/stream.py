@@ -173,7 +173,7 @@ class Backoff:
         if healthy_for >= self.reset_after:
             self.attempt = 0
         self.attempt += 1
-        base = min(self.cap, self.initial * 2 ** (self.attempt - 1))
+        base = min(self.cap, self.initial * 2.0 ** (self.attempt - 1))
         return min(self.cap, base * self._rng.uniform(0.8, 1.2))
 
 

@@ -91,9 +91,9 @@ class MotionDetector(Detector):
             return []
         moving = (cv2.absdiff(blurred, state.background).max(axis=2) > self.pixel_threshold).astype(np.uint8)
         moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, _KERNEL)
-        for zone in rules.zones:
-            if zone.kind == IGNORE and zone.enabled:  # a mask: motion inside counts nowhere
-                moving[self._mask(state, zone, moving.shape)[0] > 0] = 0
+        for mask_zone in rules.zones:
+            if mask_zone.kind == IGNORE and mask_zone.enabled:  # a mask: motion inside counts nowhere
+                moving[self._mask(state, mask_zone, moving.shape)[0] > 0] = 0
         if at > state.last_at:  # the same sample again (a retried batch) must not learn twice
             alpha = 1.0 - math.exp(-(at - state.last_at) / self.background_seconds)
             cv2.accumulateWeighted(blurred, state.background, alpha)

@@ -119,8 +119,13 @@ class ModelMetadata:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation is {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
         return cls(input_size=(int(size[0]), int(size[1])), frames=int(frames), layout=layout, channel_order=order,
-                   mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),  # type: ignore[arg-type]
+                   mean=_rgb(mean), std=_rgb(std),
                    class_names=tuple(names), ignore=frozenset(ignore), activation=activation)
+
+
+def _rgb(values: list[Any]) -> tuple[float, float, float]:
+    red, green, blue = values
+    return float(red), float(green), float(blue)
 
 
 def _is_int(value: Any) -> bool:
@@ -141,7 +146,7 @@ def load_model(path: Path) -> tuple[torch.jit.ScriptModule, ModelMetadata]:
         raise DetectorConfigError(f"{where}: not a file. TORCHSCRIPT_MODEL_PATH must name the model file itself.")
     extra: dict[str, Any] = {METADATA_NAME: ""}
     try:
-        model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)  # type: ignore[no-untyped-call]  # torch.jit.load has no annotations
     except (RuntimeError, ValueError, OSError) as exc:
         raise DetectorConfigError(
             f"{where}: cannot be loaded as TorchScript; the file is corrupt, truncated, or not saved with "
@@ -242,7 +247,7 @@ class TorchScriptDetector(Detector):
             # Raised, not skipped here: detect_batch then retries camera by camera and names the culprit.
             raise ModelOutputError(f"model {self.model_path} returned {got} for cameras {ready}, expected {expected}")
         scores = self._activate(output.float()).cpu().numpy()
-        detections = []
+        detections: list[Detection] = []
         for camera_id, row in zip(ready, scores, strict=True):
             if not np.isfinite(row).all():
                 logger.warning("model output skipped path=%s camera=%s: scores %s are not finite",

@@ -186,6 +186,11 @@ class Event:
     def key(self) -> EventKey:
         return (self.camera_id, self.zone_id, self.event_type)
 
+    @property
+    def track_json(self) -> dict[str, Any] | None:
+        """The person's track over the clip window, as the alert stores it (None: no person)."""
+        return self.track.between(self.clip_start, self.clip_end).to_json() if self.track is not None else None
+
 
 @dataclass
 class _Sample:

@@ -110,7 +110,8 @@ class Tracker:
         matched_people: set[int] = set()
         if self.tracks and people:
             cost = np.array([[_cost(t.predicted(at), p.box, self.min_iou) for p in people] for t in self.tracks])
-            for ti, pi in zip(*linear_sum_assignment(cost), strict=True):
+            rows, columns = linear_sum_assignment(cost)
+            for ti, pi in zip(rows.tolist(), columns.tolist(), strict=True):
                 if cost[ti, pi] < UNMATCHED:
                     self._observe(self.tracks[ti], at, people[pi])
                     matched_tracks.add(ti)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.support.requirements import require
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -21,10 +23,14 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+def require_chromium() -> None:
+    """Skip (fail in CI) unless Debian's chromium is installed."""
+    require(os.path.exists(CHROMIUM), CHROMIUM, "run bin/setup (Debian package chromium)")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are

@@ -4,9 +4,7 @@ The server script (rtsp_server.py) runs under Debian's /usr/bin/python3 because 
 import from the virtualenv. Videos are made once with Debian's ffmpeg and cached on disk, so a
 test session pays for them once (SHOPLIFT_TEST_MEDIA names the cache folder).
 
-Import the fixtures explicitly in a test module:
-
-    from tests.support.rtsp import rtsp_server, rtsp_servers  # noqa: F401
+The fixtures (rtsp_server, rtsp_servers, rtsp_test_video) reach every test through tests/conftest.py.
 """
 from __future__ import annotations
 
@@ -21,11 +19,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+from tests.support.requirements import require
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -213,9 +214,24 @@ class RtspServer:
         self.stop()
 
 
+GSTREAMER_PACKAGES = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-{base,good,bad,ugly}"
+
+
+@cache
+def _gstreamer_rtsp_server_imports(python: str) -> bool:
+    """Whether `python` (Debian's python3) can import GStreamer's RTSP server, as rtsp_server.py does."""
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    try:
+        return subprocess.run([python, "-c", probe], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def require_gstreamer() -> None:
-    if not Path(SYSTEM_PYTHON).exists() or shutil.which("ffmpeg") is None:
-        pytest.skip("needs Debian's python3 with GStreamer's RTSP server and ffmpeg")
+    """Skip (fail in CI) unless ffmpeg and GStreamer's RTSP server under Debian's python3 are there."""
+    require(shutil.which("ffmpeg") is not None, "ffmpeg", "run bin/setup (Debian package ffmpeg)")
+    require(_gstreamer_rtsp_server_imports(SYSTEM_PYTHON), f"GStreamer's RTSP server for {SYSTEM_PYTHON}",
+            f"run bin/setup (Debian packages {GSTREAMER_PACKAGES})")
 
 
 @pytest.fixture(scope="session")

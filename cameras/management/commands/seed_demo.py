@@ -86,8 +86,8 @@ class Command(BaseCommand):
                 demo_zones_create(camera=camera)
             self.stdout.write(f"Created the demo camera at {options['url']} with zones {names}.")
         else:
-            camera = Camera.objects.filter(site=site, name=DEMO_CAMERA).first()
-            if camera is not None and demo_zones_upgrade(camera=camera):
+            demo = Camera.objects.filter(site=site, name=DEMO_CAMERA).first()
+            if demo is not None and demo_zones_upgrade(camera=demo):
                 self.stdout.write(f"Replaced the demo camera's zone '{OLD_DEMO_ZONE}' with zones {names}.")
         password = secrets.token_urlsafe(12)
         staff_user_upsert(username=options["username"], site=site, role=Role.MANAGER, password=password)

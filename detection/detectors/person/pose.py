@@ -22,7 +22,8 @@ CROP_MARGIN = 1.25
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-x))  # numpy's stubs type a ufunc's result as Any
+    return result
 
 
 class BlazePose:
@@ -54,7 +55,7 @@ class BlazePose:
         outputs = self.session.run(None, {self.input_name: tensor})
         flag = float(np.asarray(outputs[self._flag]).ravel()[0])
         if flag < 0.0 or flag > 1.0:
-            flag = float(_sigmoid(np.float32(flag)))
+            flag = float(_sigmoid(np.array([flag], np.float32))[0])
         if flag < self.min_pose_score:
             return None
         values = np.asarray(outputs[self._landmarks]).reshape(-1, LANDMARK_VALUES)[list(BLAZEPOSE_TO_COCO)]
