@@ -52,7 +52,7 @@ def clip_storage_name(alert: Alert) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    return min(float(settings.CLIP_RETRY_BACKOFF_SECONDS) * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
+    return min(float(settings.CLIP_RETRY_BACKOFF_SECONDS) * 2.0 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
 
 
 def _claimable(task_id: str, now: datetime) -> Q:

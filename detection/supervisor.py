@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -142,10 +142,10 @@ class Supervisor:
         finally:
             self.shutdown()
 
-    def _guarded(self, job: object) -> None:
+    def _guarded(self, job: Callable[[], object]) -> None:
         close_old_connections()
         try:
-            job()  # type: ignore[operator]
+            job()
         except Exception:  # loop top: a failed reload or sweep is retried next round
             logger.exception("supervisor step failed step=%s", getattr(job, "__name__", job))
 

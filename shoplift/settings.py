@@ -29,7 +29,7 @@ def _read(name: str, cast: Callable[[str], T], default: Any, expects: str) -> T:
     if raw is None or raw == "":
         if default is _UNSET:
             raise ImproperlyConfigured(f"{name} is not set: expected {expects}.")
-        return default  # type: ignore[no-any-return]
+        return default  # type: ignore[no-any-return]  # the caller's default has the cast's type
     try:
         return cast(raw.strip())
     except (ValueError, TypeError, KeyError, ValidationError) as exc:
@@ -83,7 +83,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 def _db_url(raw: str) -> dict[str, Any]:
     if "://" not in raw:
         raise ValueError("no scheme")
-    config = env.db_url_config(raw)
+    config: dict[str, Any] = env.db_url_config(raw)
     if not config.get("ENGINE"):
         raise ValueError("unknown database scheme")
     return config

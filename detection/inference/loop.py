@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from detection.capture.stream import CameraStream, SampledFrame
 from detection.detectors.base import Detector, detect_batch
-from detection.inference.events import Event, EventPhase, RuleEngine
+from detection.inference.events import CameraRules, Event, EventPhase, RuleEngine
 from detection.threads import BackgroundThread
 
 logger = logging.getLogger(__name__)
@@ -52,10 +52,10 @@ class InferenceLoop(BackgroundThread):
         self.stats = InferenceStats()
         self._lock = threading.Lock()  # guards engine rule swaps against the loop
 
-    def replace_rules(self, rules: Mapping[int, object]) -> None:
+    def replace_rules(self, rules: Mapping[int, CameraRules]) -> None:
         """Called by the supervisor when cameras or zones change; events no longer watched end."""
         with self._lock:
-            for event in self.engine.update_rules(rules, at=time.time()):  # type: ignore[arg-type]
+            for event in self.engine.update_rules(rules, at=time.time()):
                 self._on_event(event)
 
     def _run(self) -> None:

@@ -199,14 +199,14 @@ class ClipRecorder(BackgroundThread):
             # while this clip's post-roll is still being collected.
             self._recordings[recording.id] = recording
             return
-        recording = self._current.get(event.key)
-        if recording is None:
+        current = self._current.get(event.key)
+        if current is None:
             return
-        if recording.id in self._recordings:
-            recording.ended = event
+        if current.id in self._recordings:
+            current.ended = event
         if event.phase is EventPhase.ENDED:
             del self._current[event.key]
-            self.spooler.close_event(recording, event)
+            self.spooler.close_event(current, event)
 
     def _finish(self, recording_id: int, shutting_down: bool) -> None:
         recording = self._recordings.pop(recording_id)

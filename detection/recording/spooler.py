@@ -26,6 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,7 @@ class _Spool:
 class _Job:
     label: str
     recording: Recording
-    run: Callable[[], None] = field(repr=False)
+    run: Callable[[], object] = field(repr=False)
 
 
 class Spooler(BackgroundThread):
@@ -141,7 +142,7 @@ class Spooler(BackgroundThread):
         now = time.monotonic()
         for spool in [s for s in self._retrying if s.due <= now]:
             self._retrying.remove(spool)
-            self._attempt(_Job("spool", spool.recording, lambda spool=spool: self._store(spool)))
+            self._attempt(_Job("spool", spool.recording, partial(self._store, spool)))
 
     def _attempt(self, job: _Job) -> None:
         try:
@@ -174,9 +175,9 @@ class Spooler(BackgroundThread):
             self._step(timeout=0)
         for spool in list(self._retrying):
             self._retrying.remove(spool)
-            self._attempt(_Job("unrecorded", spool.recording, lambda spool=spool: alert_clip_unrecorded(
-                alert_id=spool.recording.alert_id,
-                reason=f"the detector stopped before the spool could be stored ({spool.error})")))
+            reason = f"the detector stopped before the spool could be stored ({spool.error})"
+            self._attempt(_Job("unrecorded", spool.recording,
+                               partial(alert_clip_unrecorded, alert_id=spool.recording.alert_id, reason=reason)))
         left = ([self._head] if self._head is not None else []) + list(self._jobs.queue)
         self.left_at_stop = [f"{job.label} alert={job.recording.alert_id} camera={job.recording.event.camera_name}"
                              for job in left]
