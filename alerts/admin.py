@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from alerts.clip_jobs import clip_job_retry
-from alerts.models import Alert, ClipAccess, ClipStatus
+from alerts.models import Alert, ClipAccess, ClipPart, ClipStatus, EventClip
 from cameras.admin import SiteScopedAdmin
 
 EVIDENCE_FIELDS = (
@@ -21,6 +21,29 @@ EVIDENCE_FIELDS = (
     "clip_status", "clip_error", "clip_warning", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
     "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at",
 )
+
+
+EVENT_CLIP_FIELDS = (
+    "clip_start", "clip_end", "event_clip_file", "clip_sha256", "clip_size", "clip_duration", "clip_build_seconds",
+    "clip_status", "clip_error", "clip_warning", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
+)
+
+
+class EventClipInline(admin.StackedInline[EventClip, Alert]):
+    """The whole-event clip, read-only like the rest of the evidence."""
+
+    model = EventClip
+    fields = readonly_fields = EVENT_CLIP_FIELDS
+    can_delete = False
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="clip")
+    def event_clip_file(self, obj: EventClip) -> str | None:
+        return (format_html('<a href="{}">{}</a>', reverse("alerts:event_clip", args=[obj.pk]), obj.clip.name)
+                if obj.clip else None)
 
 
 @admin.register(Alert)
@@ -36,12 +59,16 @@ class AlertAdmin(SiteScopedAdmin[Alert]):
     readonly_fields = EVIDENCE_FIELDS
     fields = EVIDENCE_FIELDS + ("review_status", "review_note")
     actions = ("retry_clip_build",)
+    inlines = (EventClipInline,)
 
-    @admin.action(description="Retry the clip build of selected failed alerts")
+    @admin.action(description="Retry the clip builds of selected failed alerts")
     def retry_clip_build(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        failed = list(queryset.filter(clip_status=ClipStatus.FAILED).values_list("pk", flat=True))
-        retried = sum(clip_job_retry(alert_id=pk) for pk in failed)
-        self.message_user(request, f"{retried} clip build(s) queued again; {queryset.count() - retried} were not failed.",
+        first = queryset.filter(clip_status=ClipStatus.FAILED).values_list("pk", flat=True)
+        event = EventClip.objects.filter(alert__in=queryset, clip_status=ClipStatus.FAILED).values_list("pk", flat=True)
+        retried = (sum(clip_job_retry(alert_id=pk) for pk in list(first))
+                   + sum(clip_job_retry(alert_id=pk, part=ClipPart.EVENT) for pk in list(event)))
+        self.message_user(request, f"{retried} clip build(s) queued again." if retried else
+                          "None of the selected alerts has a failed clip build.",
                           messages.SUCCESS if retried else messages.WARNING)
 
     # Not the FileFields themselves: the admin links those to storage.url(), which on S3 is a signed

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -28,7 +28,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from alerts.models import WHOLE_FRAME, Alert, ClipStatus, DedupKey, clip_storage
+from alerts.models import WHOLE_FRAME, Alert, ClipPart, ClipStatus, DedupKey, EventClip, clip_storage
 from cameras.models import Zone
 from shoplift.storage import STORAGE_ERRORS
 
@@ -120,16 +120,14 @@ def alert_raise(event: RaisedEvent, *, thumbnail: bytes = b"", retry: bool = Fal
 
 
 def alert_event_close(*, alert_id: int, event: RaisedEvent) -> bool:
-    """Record how an event ended (end time, peak score) on its alert, and its final clip window
-    while the clip is still being recorded: once it is queued the window is what was spooled (an
-    event capped at CLIP_MAX_SECONDS ends long after its clip)."""
+    """Record how an event ended (end time, peak score, the person's track) on its alert. The
+    clips' windows are set when they are spooled."""
     alert = Alert.objects.filter(pk=alert_id)
     updated = alert.update(event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
                            score=Greatest(F("score"), event.score))
     track = event.track_json
     if track is not None:  # the person's track now reaches the event's last high sample
         alert.update(track=track)
-    alert.filter(clip_status=ClipStatus.RECORDING).update(clip_end=epoch_to_datetime(event.clip_end))
     return bool(updated)
 
 
@@ -184,8 +182,10 @@ def _thumbnail_name(alert: Alert) -> str:
 # --- The clip's way from recording to the build queue (called by detection.recording.spooler) --------
 
 def alert_clip_spooled(*, alert_id: int, spool_name: str, clip_start: float, clip_end: float,
-                       warning: str = "") -> bool:
-    """The clip window's packets are in the spool file: queue the build.
+                       warning: str = "", part: str = ClipPart.FIRST) -> bool:
+    """The clip window's packets are in the spool file: queue the build. `part` is the alert's
+    first clip (its state is on the alert, which was `recording`) or its whole-event clip (a new
+    EventClip row).
 
     The clip bounds become what was recorded (the start snaps back to a keyframe; a camera that
     stopped or a shutdown can cut the end), so the builder checks the clip against the truth.
@@ -194,29 +194,40 @@ def alert_clip_spooled(*, alert_id: int, spool_name: str, clip_start: float, cli
     """
     from alerts.clip_jobs import clip_job_enqueue
 
+    fields = dict(spool_name=spool_name, clip_start=epoch_to_datetime(clip_start), clip_end=epoch_to_datetime(clip_end),
+                  clip_warning=warning, clip_status=ClipStatus.QUEUED, clip_status_changed_at=timezone.now())
     with transaction.atomic():
-        updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
-            spool_name=spool_name, clip_start=epoch_to_datetime(clip_start), clip_end=epoch_to_datetime(clip_end),
-            clip_warning=warning, clip_status=ClipStatus.QUEUED, clip_status_changed_at=timezone.now(),
-        )
+        updated = _clip_row_set(alert_id, part, fields)
         if updated:
-            clip_job_enqueue(alert_id=alert_id)
+            clip_job_enqueue(alert_id=alert_id, part=part)
     if updated:
-        logger.info("clip spooled alert=%s spool=%s seconds=%.2f", alert_id, spool_name, clip_end - clip_start)
+        logger.info("clip spooled alert=%s part=%s spool=%s seconds=%.2f", alert_id, part, spool_name,
+                    clip_end - clip_start)
         if warning:
-            logger.warning("clip incomplete alert=%s warning=%s", alert_id, warning)
-    return bool(updated)
+            logger.warning("clip incomplete alert=%s part=%s warning=%s", alert_id, part, warning)
+    return updated
 
 
-def alert_clip_unrecorded(*, alert_id: int | None, reason: str) -> bool:
-    """No clip can be built (no video came for the window): the alert stays, marked failed with the reason."""
+def alert_clip_unrecorded(*, alert_id: int | None, reason: str, part: str = ClipPart.FIRST) -> bool:
+    """No clip can be built (no video came for the window, the spool could not be stored): the
+    alert stays, its clip marked failed with the reason."""
     if alert_id is None:
         return False
-    updated = Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(
-        clip_status=ClipStatus.FAILED, clip_error=f"No clip: {reason}.", clip_status_changed_at=timezone.now(),
-    )
-    logger.error("clip not recorded alert=%s reason=%s", alert_id, reason)
-    return bool(updated)
+    updated = _clip_row_set(alert_id, part, dict(clip_status=ClipStatus.FAILED, clip_error=f"No clip: {reason}.",
+                                                 clip_status_changed_at=timezone.now()))
+    logger.error("clip not recorded alert=%s part=%s reason=%s", alert_id, part, reason)
+    return updated
+
+
+def _clip_row_set(alert_id: int, part: str, fields: dict[str, Any]) -> bool:
+    """Move a clip out of recording: the first clip's fields on its alert (only while it is
+    `recording`), or the whole-event clip's new row (only once). False if it had already moved."""
+    if part == ClipPart.EVENT:
+        if not Alert.objects.filter(pk=alert_id).exists():
+            return False
+        _, created = EventClip.objects.get_or_create(alert_id=alert_id, defaults=fields)
+        return created
+    return bool(Alert.objects.filter(pk=alert_id, clip_status=ClipStatus.RECORDING).update(**fields))
 
 
 def alert_recordings_abandon(*, now: datetime | None = None) -> int:

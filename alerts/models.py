@@ -27,28 +27,18 @@ class ReviewStatus(models.TextChoices):
     DISMISSED = "dismissed", "Dismissed (false alarm)"
 
 
-class Alert(models.Model):
-    # Evidence outlives configuration: a camera with alerts cannot be deleted, only disabled.
-    camera = models.ForeignKey(Camera, on_delete=models.PROTECT, related_name="alerts")
-    zone = models.ForeignKey(Zone, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts",
-                             help_text="Empty means the whole frame.")
-    zone_name = models.CharField(max_length=100, blank=True, help_text="The zone's name when the alert was raised.")
-    event_type = models.CharField(max_length=64)
-    score = models.FloatField()
-    event_start = models.DateTimeField()
-    event_end = models.DateTimeField(null=True, blank=True)
-    detected_at = models.DateTimeField(default=timezone.now, db_index=True)
+class ClipPart(models.TextChoices):
+    FIRST = "first", "First clip"  # 2 s before, 2 s during, 2 s after the event start: ready at once
+    EVENT = "event", "Whole event"  # the whole event, when it outlasts the first clip (capped)
+
+
+class ClipFields(models.Model):
+    """One evidence clip and its build job's state: the row is the job (queued, building, ready,
+    failed) and the spool file its payload (see alerts.clip_jobs)."""
+
     clip_start = models.DateTimeField(null=True, blank=True)
     clip_end = models.DateTimeField(null=True, blank=True)
-    # The person behind a person-detector alert: {"track_id", "keypoint_names", "skeleton" (bones as
-    # keypoint index pairs), "points": [{"t" (epoch seconds), "box" [x1, y1, x2, y2], "score",
-    # "keypoints" [[x, y, confidence] x 17] or null}]}, normalized to the frame (written by
-    # detection.tracking.tracks.TrackEvidence.to_json). Boxes and body keypoints only: no crops.
-    track = models.JSONField(null=True, blank=True, editable=False,
-                             help_text="The triggering person's boxes and body keypoints over the clip.")
-
     clip = models.FileField(storage=clip_storage, max_length=500, blank=True)
-    thumbnail = models.FileField(storage=clip_storage, max_length=500, blank=True)
     clip_sha256 = models.CharField("clip SHA-256", max_length=64, blank=True)
     clip_size = models.BigIntegerField(null=True, blank=True)
     clip_duration = models.FloatField(null=True, blank=True)
@@ -61,6 +51,30 @@ class Alert(models.Model):
     clip_status_changed_at = models.DateTimeField(default=timezone.now)
     spool_name = models.CharField(max_length=500, blank=True, help_text="Packets waiting for the clip builder.")
     clip_task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task that holds the build claim.")
+
+    class Meta:
+        abstract = True
+
+
+class Alert(ClipFields):
+    # Evidence outlives configuration: a camera with alerts cannot be deleted, only disabled.
+    camera = models.ForeignKey(Camera, on_delete=models.PROTECT, related_name="alerts")
+    zone = models.ForeignKey(Zone, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts",
+                             help_text="Empty means the whole frame.")
+    zone_name = models.CharField(max_length=100, blank=True, help_text="The zone's name when the alert was raised.")
+    event_type = models.CharField(max_length=64)
+    score = models.FloatField()
+    event_start = models.DateTimeField()
+    event_end = models.DateTimeField(null=True, blank=True)
+    detected_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The person behind a person-detector alert: {"track_id", "keypoint_names", "skeleton" (bones as
+    # keypoint index pairs), "points": [{"t" (epoch seconds), "box" [x1, y1, x2, y2], "score",
+    # "keypoints" [[x, y, confidence] x 17] or null}]}, normalized to the frame (written by
+    # detection.tracking.tracks.TrackEvidence.to_json). Boxes and body keypoints only: no crops.
+    track = models.JSONField(null=True, blank=True, editable=False,
+                             help_text="The triggering person's boxes and body keypoints over the clip.")
+
+    thumbnail = models.FileField(storage=clip_storage, max_length=500, blank=True)
 
     review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
@@ -84,6 +98,20 @@ class Alert(models.Model):
         return f"#{self.pk} {self.event_type} on {self.camera} at {self.detected_at:%Y-%m-%d %H:%M:%S}"
 
 
+class EventClip(ClipFields):
+    """The whole-event clip of an alert whose event went on past its first clip: built once the
+    event ends (capped at CLIP_MAX_SECONDS). Its key is its alert's id."""
+
+    alert = models.OneToOneField(Alert, on_delete=models.CASCADE, primary_key=True, related_name="event_clip")
+
+    class Meta:
+        verbose_name = "whole-event clip"
+        indexes = [models.Index(fields=["clip_status", "clip_status_changed_at"], name="event_clip_status")]
+
+    def __str__(self) -> str:
+        return f"whole-event clip of alert #{self.alert_id}"
+
+
 class AccessAction(models.TextChoices):
     VIEW = "view", "Viewed"
     DOWNLOAD = "download", "Downloaded"
@@ -96,6 +124,8 @@ class ClipAccess(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="clip_accesses")
     username = models.CharField(max_length=150, help_text="Kept if the account is later deleted.")
     action = models.CharField(max_length=16, choices=AccessAction.choices)
+    part = models.CharField(max_length=16, choices=ClipPart.choices, default=ClipPart.FIRST,
+                            help_text="Which of the alert's clips.")
     at = models.DateTimeField(default=timezone.now, db_index=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)

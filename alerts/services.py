@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from alerts.models import AccessAction, Alert, ClipAccess, ReviewStatus
+from alerts.models import AccessAction, Alert, ClipAccess, ClipPart, ReviewStatus
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +28,22 @@ def alert_review(*, alert: Alert, user: User, status: ReviewStatus, note: str) -
     return alert
 
 
-def clip_access_record(*, alert: Alert, user: User, action: AccessAction,
-                       ip_address: str | None, user_agent: str) -> ClipAccess:
+def clip_access_record(*, alert: Alert, user: User, action: AccessAction, ip_address: str | None,
+                       user_agent: str, part: ClipPart = ClipPart.FIRST) -> ClipAccess:
     access = ClipAccess.objects.create(alert=alert, user=user, username=user.get_username(), action=action,
-                                       ip_address=ip_address, user_agent=user_agent[:300])
-    logger.info("clip access alert=%s action=%s user=%s ip=%s", alert.pk, action, user.get_username(), ip_address)
+                                       part=part, ip_address=ip_address, user_agent=user_agent[:300])
+    logger.info("clip access alert=%s part=%s action=%s user=%s ip=%s", alert.pk, part, action, user.get_username(),
+                ip_address)
     return access
 
 
 def clip_access_note(*, alert: Alert, user: User, action: AccessAction, ip_address: str | None,
-                     user_agent: str) -> ClipAccess | None:
+                     user_agent: str, part: ClipPart = ClipPart.FIRST) -> ClipAccess | None:
     """Record that clip bytes were served, whatever the Range asked for, unless the same user
     had the same access to this clip moments ago: seeking makes many range requests for one
     playback, and they are one line of the log."""
     since = timezone.now() - timedelta(seconds=VIEW_DEDUP_SECONDS)
-    if ClipAccess.objects.filter(alert=alert, user=user, action=action, at__gte=since).exists():
+    if ClipAccess.objects.filter(alert=alert, user=user, action=action, part=part, at__gte=since).exists():
         return None
-    return clip_access_record(alert=alert, user=user, action=action, ip_address=ip_address, user_agent=user_agent)
+    return clip_access_record(alert=alert, user=user, action=action, ip_address=ip_address, user_agent=user_agent,
+                              part=part)

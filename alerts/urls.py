@@ -11,5 +11,7 @@ urlpatterns = [
     path("alerts/<int:alert_id>/status/", views.alert_status, name="status"),
     path("alerts/<int:alert_id>/clip/", views.alert_clip, name="clip"),
     path("alerts/<int:alert_id>/download/", views.alert_download, name="download"),
+    path("alerts/<int:alert_id>/clip/event/", views.alert_clip, {"part": "event"}, name="event_clip"),
+    path("alerts/<int:alert_id>/download/event/", views.alert_download, {"part": "event"}, name="event_download"),
     path("alerts/<int:alert_id>/thumbnail/", views.alert_thumbnail, name="thumbnail"),
 ]

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from alerts.access import AlertAccess, AuthenticatedHttpRequest, access_alert
 from alerts.auth import client_ip
 from alerts.forms import AlertFilterForm, ReviewForm
-from alerts.models import AccessAction, Alert, ClipStatus, ReviewStatus, clip_storage
+from alerts.models import AccessAction, Alert, ClipFields, ClipPart, ClipStatus, EventClip, ReviewStatus, clip_storage
 from alerts.selectors import (
     Cursor,
     alert_event_types_for,
@@ -94,6 +94,7 @@ def _detail_context(request: HttpRequest, access: AlertAccess, review_form: Revi
         "poll_seconds": settings.DASHBOARD_POLL_SECONDS,
         "admin_url": _admin_url(alert) if access.can(Role.MANAGER) and request.user.is_staff else "",
         "track_overlay": _track_overlay(alert),
+        "event_clip": EventClip.objects.filter(alert=alert).first(),
     }
 
 
@@ -150,50 +151,60 @@ def alert_status(request: HttpRequest, alert_id: int) -> JsonResponse:
     })
 
 
-def _clip_name(alert: Alert) -> str:
-    clip: FieldFile = alert.clip
-    if alert.clip_status != ClipStatus.READY or not clip.name:
+def _clip_name(row: ClipFields) -> str:
+    clip: FieldFile = row.clip
+    if row.clip_status != ClipStatus.READY or not clip.name:
         raise Http404("The clip is not ready yet.")
     return clip.name
 
 
-def download_filename(alert: Alert) -> str:
-    """Readable and sortable: site_camera_local-time_event_id.mp4."""
+def download_filename(alert: Alert, part: str = ClipPart.FIRST) -> str:
+    """Readable and sortable: site_camera_local-time_event_id.mp4 (the whole-event clip: ..._id-event.mp4)."""
     local = alert.event_start.astimezone(ZoneInfo(alert.camera.site.time_zone))
     parts = [alert.camera.site.name, alert.camera.name, local.strftime("%Y-%m-%d_%H%M%S"), alert.event_type]
-    return "_".join(slugify(part) or "x" for part in parts) + f"_{alert.pk}.mp4"
+    suffix = "-event" if part == ClipPart.EVENT else ""
+    return "_".join(slugify(part) or "x" for part in parts) + f"_{alert.pk}{suffix}.mp4"
 
 
-def _serve_clip(request: HttpRequest, alert: Alert, *, as_attachment: bool) -> HttpResponseBase:
-    name = _clip_name(alert)
+def _clip_row(alert: Alert, part: str) -> ClipFields:
+    if part != ClipPart.EVENT:
+        return alert
+    row = EventClip.objects.filter(alert=alert).first()
+    if row is None:
+        raise Http404("This alert has no whole-event clip.")
+    return row
+
+
+def _serve_and_record(request: AuthenticatedHttpRequest, alert: Alert, part: str,
+                      action: AccessAction) -> HttpResponseBase:
+    """Every response that carries clip bytes is recorded, whatever its Range header asked."""
+    row = _clip_row(alert, part)
+    name = _clip_name(row)
     storage = clip_storage()
     if not storage.exists(name):
-        logger.error("clip file missing alert=%s name=%s", alert.pk, name)
+        logger.error("clip file missing alert=%s part=%s name=%s", alert.pk, part, name)
         raise Http404("The clip file is missing from storage.")
-    return ranged_file_response(request, storage=storage, name=name, content_type="video/mp4",
-                                filename=download_filename(alert), as_attachment=as_attachment,
-                                etag=f'"{alert.clip_sha256}"' if alert.clip_sha256 else "")
-
-
-def _serve_and_record(request: AuthenticatedHttpRequest, alert: Alert, action: AccessAction) -> HttpResponseBase:
-    """Every response that carries clip bytes is recorded, whatever its Range header asked."""
-    response = _serve_clip(request, alert, as_attachment=action == AccessAction.DOWNLOAD)
+    response = ranged_file_response(request, storage=storage, name=name, content_type="video/mp4",
+                                    filename=download_filename(alert, part),
+                                    as_attachment=action == AccessAction.DOWNLOAD,
+                                    etag=f'"{row.clip_sha256}"' if row.clip_sha256 else "")
     if response.status_code in (200, 206):
-        clip_access_note(alert=alert, user=request.user, action=action, ip_address=client_ip(request),
-                         user_agent=request.headers.get("User-Agent", ""))
+        clip_access_note(alert=alert, user=request.user, action=action, part=ClipPart(part),
+                         ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
     return response
 
 
 @login_required
 @require_GET
-def alert_clip(request: AuthenticatedHttpRequest, alert_id: int) -> HttpResponseBase:
-    return _serve_and_record(request, access_alert(request, alert_id, Role.VIEWER).alert, AccessAction.VIEW)
+def alert_clip(request: AuthenticatedHttpRequest, alert_id: int, part: str = ClipPart.FIRST) -> HttpResponseBase:
+    return _serve_and_record(request, access_alert(request, alert_id, Role.VIEWER).alert, part, AccessAction.VIEW)
 
 
 @login_required
 @require_GET
-def alert_download(request: AuthenticatedHttpRequest, alert_id: int) -> HttpResponseBase:
-    return _serve_and_record(request, access_alert(request, alert_id, Role.REVIEWER).alert, AccessAction.DOWNLOAD)
+def alert_download(request: AuthenticatedHttpRequest, alert_id: int, part: str = ClipPart.FIRST) -> HttpResponseBase:
+    return _serve_and_record(request, access_alert(request, alert_id, Role.REVIEWER).alert, part,
+                             AccessAction.DOWNLOAD)
 
 
 @login_required

@@ -67,20 +67,13 @@ def test_it_keeps_the_zone_name_when_the_zone_was_deleted(clip_settings):
     assert alert.zone is None and alert.zone_name == "Old shelf" and not alert.thumbnail
 
 
-def test_it_records_how_the_event_ended_and_the_clip_window_only_while_recording(clip_settings):
+def test_it_records_how_the_event_ended_and_leaves_the_first_clips_window_as_it_was(clip_settings):
     camera = make_camera(make_site())
     alert_id = raise_with_snapshot(event_for(camera, image=False)).alert_id
     ended = event_for(camera, phase=EventPhase.ENDED, end=T0 + 9, last_high=T0 + 9, clip_end=T0 + 11, score=0.95)
     assert alert_event_close(alert_id=alert_id, event=ended)
     alert = Alert.objects.get(pk=alert_id)
-    assert (alert.event_end, alert.clip_end, alert.score) == (at(T0 + 9), at(T0 + 11), 0.95)
-    # A capped event ends after its clip was spooled: end time and peak are recorded, the spooled
-    # clip window stays.
-    Alert.objects.filter(pk=alert_id).update(clip_status=ClipStatus.QUEUED)
-    later = event_for(camera, phase=EventPhase.ENDED, end=T0 + 40, last_high=T0 + 40, clip_end=T0 + 42, score=0.97)
-    assert alert_event_close(alert_id=alert_id, event=later)
-    alert = Alert.objects.get(pk=alert_id)
-    assert (alert.event_end, alert.clip_end, alert.score) == (at(T0 + 40), at(T0 + 11), 0.97)
+    assert (alert.event_end, alert.clip_end, alert.score) == (at(T0 + 9), at(T0 + 4), 0.95)
 
 
 def test_it_raises_an_alert_from_video_through_detector_rules_and_emitter(tmp_path, clip_settings, settings):

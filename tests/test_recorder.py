@@ -14,7 +14,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from alerts.models import Alert, ClipStatus
+from alerts.models import Alert, ClipStatus, EventClip
 from detection.capture.ring import CodecParams, PacketRing, RingPacket
 from detection.inference.events import Event, EventPhase
 from detection.recording import recorder as recorder_module
@@ -128,11 +128,11 @@ def test_a_slow_storage_write_costs_no_other_clip_a_single_packet(stages, monkey
     real_write = spooler_module.Spooler._write
     hung = []
 
-    def slow_write(self, alert_id, snapshot):
+    def slow_write(self, alert_id, *args):
         if not hung:
             hung.append(alert_id)
             time.sleep(12)  # past the 10 s ring
-        return real_write(self, alert_id, snapshot)
+        return real_write(self, alert_id, *args)
 
     monkeypatch.setattr(spooler_module.Spooler, "_write", slow_write)
     camera = make_camera(make_site("Main St"), "Aisle 3")
@@ -192,3 +192,43 @@ def test_a_camera_that_paused_mid_clip_is_reported_and_a_whole_clip_is_not():
         push(paused, start + i / 25, i)
     recording.collect()
     assert "3.0 s from" in recording.missing() and "the camera sent nothing" in recording.missing()
+
+
+def test_the_first_clip_is_spooled_after_its_post_roll_while_the_event_goes_on_and_the_whole_event_after_it(
+        recorder):
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    now = time.time()
+    started = replace(event(camera.pk, EventPhase.STARTED, start=now, clip_end=now + 4.0, final=False),
+                      first_clip_end=now + 4.0)
+    recorder.on_event(started)
+    wait_until(lambda: Alert.objects.filter(camera=camera, clip_status=ClipStatus.QUEUED).exists(), 10,
+               message="the first clip spooled before the event ended")
+    alert = Alert.objects.get(camera=camera)
+    assert time.time() < now + 7  # well before the event's end below
+    assert 6.0 - 1 / 25 <= (alert.clip_end - alert.clip_start).total_seconds() <= 6.0 + 2.0  # from the keyframe
+    assert not EventClip.objects.exists()
+
+    ended = replace(started, phase=EventPhase.ENDED, last_high=now + 6.0, end=now + 6.0, clip_end=now + 8.0,
+                    clip_final=True)
+    recorder.on_event(ended)
+    wait_until(lambda: EventClip.objects.filter(alert=alert, clip_status=ClipStatus.QUEUED).exists(), 15,
+               message="the whole-event clip spooled")
+    whole = EventClip.objects.get(alert=alert)
+    assert whole.clip_end.timestamp() >= now + 8.0 - 1 / 25 and whole.clip_start == alert.clip_start
+    assert whole.spool_name == f"spool/{alert.pk}-event.ts" and whole.clip_warning == ""
+    alert.refresh_from_db()
+    assert alert.clip_end.timestamp() < now + 4.1  # the first clip is never replaced
+
+
+def test_an_event_that_ends_inside_its_first_clip_gets_no_second_clip(recorder):
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    now = time.time()
+    started = replace(event(camera.pk, EventPhase.STARTED, start=now, clip_end=now + 1.5, final=False),
+                      first_clip_end=now + 1.5)
+    recorder.on_event(started)
+    recorder.on_event(replace(started, phase=EventPhase.ENDED, end=now + 0.5, clip_end=now + 1.5, clip_final=True))
+    wait_until(lambda: Alert.objects.filter(camera=camera, clip_status=ClipStatus.QUEUED).exists(), 10,
+               message="the first clip spooled")
+    time.sleep(1.0)
+    assert not EventClip.objects.exists()
+    assert recorder._recordings == {}

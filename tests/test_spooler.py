@@ -75,7 +75,7 @@ def test_it_keeps_a_job_the_database_refused_and_runs_it_in_order_once_the_datab
 
 
 def test_at_shutdown_a_spool_it_cannot_store_fails_its_alert_with_the_reason(clip_settings, monkeypatch):  # noqa: F811
-    def full_disk(self, alert_id, snapshot):
+    def full_disk(self, alert_id, *args):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Spooler, "_write", full_disk)

@@ -181,6 +181,9 @@ class Event:
     trigger_image: np.ndarray | None = field(default=None, compare=False, repr=False)
     # The person whose behaviour raised it, as of the latest high sample (person detector only).
     track: TrackEvidence | None = field(default=None, compare=False, repr=False)
+    # The end of the first clip (pre-roll, `during` and post-roll from the start): fixed when the
+    # event starts, so that clip can be built as soon as its post-roll is recorded. None: clip_end.
+    first_clip_end: float | None = None
 
     @property
     def key(self) -> EventKey:
@@ -349,6 +352,7 @@ class RuleEngine:
             start=opened.start, last_high=opened.last_high, pre=camera.pre_seconds, during=camera.during_seconds,
             post=camera.post_seconds, max_seconds=self.config.clip_max_seconds,
         )
+        first_end = min(opened.start + camera.during_seconds + camera.post_seconds, clip_end)
         zone = camera.zone(key[1])
         return Event(
             phase=phase, camera_id=key[0], camera_name=camera.name, zone_id=key[1],
@@ -357,6 +361,7 @@ class RuleEngine:
             end=opened.last_high if phase is EventPhase.ENDED else None, clip_start=clip_start, clip_end=clip_end,
             clip_final=phase is not EventPhase.STARTED or opened.capped, trigger_at=opened.peak.at,
             trigger_box=opened.peak.box, trigger_image=opened.peak.image, track=opened.track,
+            first_clip_end=first_end,
         )
 
 

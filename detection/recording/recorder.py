@@ -1,11 +1,18 @@
-"""Collecting each alert's clip window out of its camera's ring: the recorder thread.
+"""Collecting each alert's clip windows out of its camera's ring: the recorder thread.
 
 The inference loop posts events here (never blocks). This thread only copies packets: for each
-started event it keeps a Recording, appends the packets of the clip window as they arrive (a long
+started event it keeps a Recording and appends the packets of its window as they arrive (a long
 event outlives the 10 s ring, so they are gathered as they come rather than copied once at the
-end), notices what of the window is missing, and hands every step that touches the database or
-storage to the spooler thread (detection.recording.spooler). So a slow database or bucket can
-never hold this thread until the ring has dropped packets a clip still needs.
+end). Two clips come out of it:
+
+  first  pre-roll, `during` and post-roll from the event start (2 s + 2 s + 2 s by default),
+         handed over as soon as a packet past its end arrives, whether or not the event has ended
+  event  the whole event, capped at CLIP_MAX_SECONDS, once the event has ended (or reached the
+         cap), only when it lasts longer than the first clip by EVENT_CLIP_MIN_EXTRA_SECONDS
+
+It notices what of a window is missing, and hands every step that touches the database or storage
+to the spooler thread (detection.recording.spooler), so a slow database or bucket can never hold
+this thread until the ring has dropped packets a clip still needs.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alerts.models import ClipPart
 from detection.capture.ring import CodecParams, PacketRing, RingPacket, RingSnapshot
 from detection.inference.events import Event, EventKey, EventPhase
 from detection.recording.spooler import Spooler
@@ -30,6 +38,8 @@ LATE_PACKETS_SECONDS = 3.0
 # Consecutive packets further apart than this are a hole in the clip (a camera that stalled or
 # reconnected), reported on the alert; a start or end missing by more than this is reported too.
 GAP_SECONDS = 1.0
+# A whole-event clip is built only when the event outlasts the first clip by more than this.
+EVENT_CLIP_MIN_EXTRA_SECONDS = 1.0
 
 
 @dataclass
@@ -47,18 +57,37 @@ class Recording:
     codec: CodecParams | None = None
     ended: Event | None = None
     lost: list[tuple[float, float]] = field(default_factory=list)  # spans the ring dropped before they were collected
+    spooled: set[ClipPart] = field(default_factory=set)
 
     @property
     def clip_start(self) -> float:
         return self.event.clip_start
 
     @property
+    def first_end(self) -> float:
+        """The first clip's end: fixed when the event starts."""
+        return self.event.first_clip_end if self.event.first_clip_end is not None else self.event.clip_end
+
+    @property
     def clip_end(self) -> float:
-        return (self.ended or self.event).clip_end
+        """The end of the whole window so far (the first clip's, or the event's if later)."""
+        return max(self.first_end, (self.ended or self.event).clip_end)
 
     @property
     def final(self) -> bool:
         return (self.ended or self.event).clip_final
+
+    @property
+    def needs_event_clip(self) -> bool:
+        return self.clip_end > self.first_end + EVENT_CLIP_MIN_EXTRA_SECONDS
+
+    @property
+    def done(self) -> bool:
+        return ClipPart.FIRST in self.spooled and self.final and (
+            not self.needs_event_clip or ClipPart.EVENT in self.spooled)
+
+    def end_of(self, part: ClipPart) -> float:
+        return self.first_end if part is ClipPart.FIRST else self.clip_end
 
     def collect(self) -> None:
         """Append the packets of the window received since the last call."""
@@ -89,32 +118,48 @@ class Recording:
             self.codec = snapshot.codec
             self.packets.extend(fresh)
 
-    def complete(self, now: float, newest: float | None) -> bool:
-        """The window is final and every packet of it has been collected: the camera has sent a
-        packet past its end (`newest`, read before the last collect), or it stalled too long."""
-        if not self.final:
-            return False
-        received_end = newest is not None and newest >= self.clip_end
-        return received_end or now > self.clip_end + LATE_PACKETS_SECONDS
+    def due(self, now: float, newest: float | None) -> ClipPart | None:
+        """The clip whose every packet has been collected and that is not handed over yet: the
+        camera has sent a packet past its end (`newest`, read before the last collect), or it
+        stalled too long. The whole-event clip only once the event's window is final."""
+        if ClipPart.FIRST not in self.spooled:
+            return ClipPart.FIRST if self._received(self.first_end, now, newest) else None
+        if self.final and self.needs_event_clip and ClipPart.EVENT not in self.spooled:
+            return ClipPart.EVENT if self._received(self.clip_end, now, newest) else None
+        return None
 
-    def missing(self, *, shutting_down: bool = False) -> str:
-        """What of the window the collected packets do not cover, in words; "" when the clip is whole."""
-        if not self.packets:
+    @staticmethod
+    def _received(end: float, now: float, newest: float | None) -> bool:
+        return (newest is not None and newest >= end) or now > end + LATE_PACKETS_SECONDS
+
+    def snapshot(self, part: ClipPart) -> RingSnapshot | None:
+        """The packets of one clip's window; None when no video came for it."""
+        end = self.end_of(part)
+        packets = tuple(p for p in self.packets if p.recv_time <= end)
+        if not packets or self.codec is None:
+            return None
+        return RingSnapshot(packets, self.codec, self.clip_start, end)
+
+    def missing(self, part: ClipPart = ClipPart.FIRST, *, shutting_down: bool = False) -> str:
+        """What of a clip's window its packets do not cover, in words; "" when the clip is whole."""
+        end = self.end_of(part)
+        packets = [p for p in self.packets if p.recv_time <= end]
+        if not packets:
             return ""
         parts = []
-        first, last = self.packets[0].recv_time, self.packets[-1].recv_time
+        first, last = packets[0].recv_time, packets[-1].recv_time
         if first > self.clip_start + GAP_SECONDS:
             parts.append(f"the first {first - self.clip_start:.1f} s (the camera's video did not reach back that far)")
         lost = {round(a, 3) for a, _ in self.lost}
-        for before, after in zip(self.packets, self.packets[1:]):
+        for before, after in zip(packets, packets[1:]):
             gap = after.recv_time - before.recv_time
             if round(before.recv_time, 3) in lost:
                 parts.append(f"{gap:.1f} s from {_clock(before.recv_time)} (the recorder fell behind the ring)")
             elif gap > GAP_SECONDS:
                 parts.append(f"{gap:.1f} s from {_clock(before.recv_time)} (the camera sent nothing)")
-        if last < self.clip_end - GAP_SECONDS:
+        if last < end - GAP_SECONDS:
             why = "the detector was stopping" if shutting_down else "the camera stopped sending"
-            parts.append(f"the last {self.clip_end - last:.1f} s ({why})")
+            parts.append(f"the last {end - last:.1f} s ({why})")
         return ("Missing from the clip: " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -176,8 +221,11 @@ class ClipRecorder(BackgroundThread):
                 continue
             newest = recording.ring.newest if recording.ring is not None else None  # before collecting
             self._guarded(recording.collect)
-            if recording.complete(now, newest):
-                self._guarded(self._finish, recording_id, False)
+            part = recording.due(now, newest)
+            if part is not None:
+                self._guarded(self._hand_over, recording, part, False)
+            if recording.done:
+                del self._recordings[recording_id]
 
     def _guarded(self, job: Callable[..., object], *args: object) -> None:
         try:
@@ -209,13 +257,19 @@ class ClipRecorder(BackgroundThread):
             self.spooler.close_event(current, event)
 
     def _finish(self, recording_id: int, shutting_down: bool) -> None:
+        """Shutdown: hand over every clip of the recording with the packets the ring holds now."""
         recording = self._recordings.pop(recording_id)
         if recording.cancelled:
             return
-        if shutting_down:
-            self._guarded(recording.collect)
-        if not recording.packets or recording.codec is None:
-            self.spooler.unrecorded(recording, "no video arrived from the camera for the clip window")
+        self._guarded(recording.collect)
+        for part in (ClipPart.FIRST, ClipPart.EVENT):
+            if part not in recording.spooled and (part is ClipPart.FIRST or recording.needs_event_clip):
+                self._hand_over(recording, part, shutting_down)
+
+    def _hand_over(self, recording: Recording, part: ClipPart, shutting_down: bool) -> None:
+        recording.spooled.add(part)
+        snapshot = recording.snapshot(part)
+        if snapshot is None:
+            self.spooler.unrecorded(recording, "no video arrived from the camera for the clip window", part)
             return
-        snapshot = RingSnapshot(tuple(recording.packets), recording.codec, recording.clip_start, recording.clip_end)
-        self.spooler.spool(recording, snapshot, recording.missing(shutting_down=shutting_down))
+        self.spooler.spool(recording, snapshot, recording.missing(part, shutting_down=shutting_down), part)

@@ -6,9 +6,11 @@ this thread, in order:
   raise_alert(recording)         render the snapshot and register the alert (alerts.emitter); a
                                  repeat inside the dedup window cancels the recording
   close_event(recording, event)  record how the event ended on its alert
-  spool(recording, window)       write the window's packets, as received, to the spool file
-                                 (MPEG-TS) in the clips storage and queue the clip build
-  unrecorded(recording, reason)  no video came for the window: the alert is failed with the reason
+  spool(recording, window, ..., part)
+                                 write one clip window's packets, as received, to the spool file
+                                 (MPEG-TS) in the clips storage and queue that clip's build
+  unrecorded(recording, reason, part)
+                                 no video came for the window: that clip is failed with the reason
 
 Jobs run in order, so an alert exists before its spool is attached. A database that is down holds
 the queue (the job at its head is retried with backoff; nothing is dropped) while the recorder
@@ -34,7 +36,7 @@ from django.core.files import File
 from django.db import DatabaseError, close_old_connections, connection
 
 from alerts.emitter import alert_clip_spooled, alert_clip_unrecorded, alert_event_close, alert_raise
-from alerts.models import clip_storage
+from alerts.models import ClipPart, clip_storage
 from detection.capture.ring import RingSnapshot
 from detection.inference.events import Event
 from detection.recording.remux import write_snapshot
@@ -61,6 +63,7 @@ class _Spool:
     recording: Recording
     snapshot: RingSnapshot
     warning: str
+    part: ClipPart
     name: str | None = None  # set once stored: a retry after a database error does not store it again
     error: str = ""  # the last storage error
     attempts: int = 0
@@ -99,13 +102,13 @@ class Spooler(BackgroundThread):
     def close_event(self, recording: Recording, event: Event) -> None:
         self._submit(_Job("close", recording, lambda: self._close(recording, event)))
 
-    def spool(self, recording: Recording, snapshot: RingSnapshot, warning: str) -> None:
-        job = _Spool(recording, snapshot, warning)
-        self._submit(_Job("spool", recording, lambda: self._store(job)))
+    def spool(self, recording: Recording, snapshot: RingSnapshot, warning: str, part: ClipPart = ClipPart.FIRST) -> None:
+        job = _Spool(recording, snapshot, warning, part)
+        self._submit(_Job(f"spool {part}", recording, partial(self._store, job)))
 
-    def unrecorded(self, recording: Recording, reason: str) -> None:
-        self._submit(_Job("unrecorded", recording,
-                          lambda: alert_clip_unrecorded(alert_id=recording.alert_id, reason=reason)))
+    def unrecorded(self, recording: Recording, reason: str, part: ClipPart = ClipPart.FIRST) -> None:
+        self._submit(_Job(f"unrecorded {part}", recording, lambda: alert_clip_unrecorded(
+            alert_id=recording.alert_id, reason=reason, part=part)))
 
     @property
     def pending(self) -> int:
@@ -142,7 +145,7 @@ class Spooler(BackgroundThread):
         now = time.monotonic()
         for spool in [s for s in self._retrying if s.due <= now]:
             self._retrying.remove(spool)
-            self._attempt(_Job("spool", spool.recording, partial(self._store, spool)))
+            self._attempt(_Job(f"spool {spool.part}", spool.recording, partial(self._store, spool)))
 
     def _attempt(self, job: _Job) -> None:
         try:
@@ -176,12 +179,12 @@ class Spooler(BackgroundThread):
         for spool in list(self._retrying):
             self._retrying.remove(spool)
             reason = f"the detector stopped before the spool could be stored ({spool.error})"
-            self._attempt(_Job("unrecorded", spool.recording,
-                               partial(alert_clip_unrecorded, alert_id=spool.recording.alert_id, reason=reason)))
+            self._attempt(_Job(f"unrecorded {spool.part}", spool.recording, partial(
+                alert_clip_unrecorded, alert_id=spool.recording.alert_id, reason=reason, part=spool.part)))
         left = ([self._head] if self._head is not None else []) + list(self._jobs.queue)
         self.left_at_stop = [f"{job.label} alert={job.recording.alert_id} camera={job.recording.event.camera_name}"
                              for job in left]
-        self.left_at_stop += [f"spool alert={s.recording.alert_id} camera={s.recording.event.camera_name}"
+        self.left_at_stop += [f"spool {s.part} alert={s.recording.alert_id} camera={s.recording.event.camera_name}"
                               for s in self._retrying]
         if self.left_at_stop:
             logger.error("shutdown: %s clip jobs not finished in %.0f s (alerts left recording are failed by the "
@@ -216,21 +219,22 @@ class Spooler(BackgroundThread):
             return  # its alert was not raised (a repeat, or raising failed and was logged)
         if spool.name is None:
             try:
-                spool.name = self._write(recording.alert_id, spool.snapshot)
+                spool.name = self._write(recording.alert_id, spool.snapshot, spool.part)
             except STORAGE_ERRORS as exc:
                 self._storage_failed(spool, f"{exc.__class__.__name__}: {exc}")
                 return
         first, last = spool.snapshot.packets[0].recv_time, spool.snapshot.packets[-1].recv_time
         alert_clip_spooled(alert_id=recording.alert_id, spool_name=spool.name, clip_start=first, clip_end=last,
-                           warning=spool.warning)
+                           warning=spool.warning, part=spool.part)
         self.spooled += 1
 
-    def _write(self, alert_id: int, snapshot: RingSnapshot) -> str:
+    def _write(self, alert_id: int, snapshot: RingSnapshot, part: ClipPart) -> str:
+        stem = f"{alert_id}-event" if part is ClipPart.EVENT else str(alert_id)
         with tempfile.TemporaryDirectory(prefix="spool-") as tmp:
-            path = Path(tmp) / f"{alert_id}{SPOOL_SUFFIX}"
+            path = Path(tmp) / f"{stem}{SPOOL_SUFFIX}"
             write_snapshot(snapshot, path, container_format=SPOOL_FORMAT, faststart=False)
             with path.open("rb") as fh:
-                return str(clip_storage().save(f"spool/{alert_id}{SPOOL_SUFFIX}", File(fh, name=path.name)))
+                return str(clip_storage().save(f"spool/{stem}{SPOOL_SUFFIX}", File(fh, name=path.name)))
 
     def _storage_failed(self, spool: _Spool, error: str) -> None:
         now = time.monotonic()
@@ -239,7 +243,8 @@ class Spooler(BackgroundThread):
         spool.give_up = spool.give_up or now + SPOOL_RETRY_SECONDS
         retry_in = min(2.0 ** spool.attempts, 30.0)
         if now + retry_in > spool.give_up:
-            alert_clip_unrecorded(alert_id=spool.recording.alert_id, reason=f"the spool could not be stored ({error})")
+            alert_clip_unrecorded(alert_id=spool.recording.alert_id, reason=f"the spool could not be stored ({error})",
+                                  part=spool.part)
             return
         logger.warning("spool not stored alert=%s camera=%s attempt=%s retry_in=%.0f error=%s", spool.recording.alert_id,
                        spool.recording.event.camera_name, spool.attempts, retry_in, error)
