@@ -10,6 +10,7 @@ however often its message is delivered.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ def _ready(row: ClipFields, name: str, built: BuiltClip) -> JobOutcome:
         return JobOutcome("skipped", detail="lost the claim")
     spool = row.spool_name
     transaction.on_commit(lambda: _delete_spool(spool))
+    transaction.on_commit(lambda: _delete_orphans(name))
     alert = clip_alert(row)
     since_event = (now - alert.event_start).total_seconds()
     since_post_roll = (now - row.clip_end).total_seconds() if row.clip_end else float("nan")
@@ -184,6 +186,23 @@ def _ready(row: ClipFields, name: str, built: BuiltClip) -> JobOutcome:
         built.transcoded, built.build_seconds, since_event, since_post_roll,
     )
     return JobOutcome("ready")
+
+
+def _delete_orphans(name: str) -> None:
+    """Remove what killed attempts of this clip left beside it. Storage.save gives an attempt that
+    found the name taken <stem>_<7 random characters>.mp4; an attempt killed between storing and
+    committing (SIGKILL, out of memory, hard time limit) leaves that file behind, unreferenced."""
+    storage = clip_storage()
+    folder, _, base = name.rpartition("/")
+    stem = re.escape(base.rsplit(".", 1)[0].split("_", 1)[0])
+    sibling = re.compile(rf"^{stem}(_[A-Za-z0-9]{{7}})?\.mp4$")
+    try:
+        _, files = storage.listdir(folder)
+        for orphan in [f for f in files if sibling.match(f) and f != base]:
+            storage.delete(f"{folder}/{orphan}")
+            log.warning("orphan clip removed name=%s/%s kept=%s (left by a killed build attempt)", folder, orphan, name)
+    except STORAGE_ERRORS as exc:
+        log.warning("orphan clips not checked name=%s error=%s", name, exc)
 
 
 def _delete_spool(name: str) -> None:

@@ -227,3 +227,22 @@ def test_a_build_that_lost_its_claim_never_deletes_the_winners_clip(clip_dir, mo
     stored = clip_dir / alert.clip.name
     assert stored.exists() and file_sha256(stored) == alert.clip_sha256
     assert [p.name for p in stored.parent.iterdir()] == [stored.name]  # the loser removed its own file only
+
+
+@pytest.mark.django_db
+def test_the_winning_build_removes_what_a_killed_attempt_left_beside_its_clip(clip_dir,
+                                                                              django_capture_on_commit_callbacks):
+    alert = queued_alert(make_video(width=320, height=240, seconds=8, gop=50, container="ts").read_bytes())
+    name = clip_storage_name(alert)
+    # An attempt SIGKILLed after storing and before committing: it took the clean name, unreferenced.
+    left = clips_storage_save(name, b"partial mp4 of a killed attempt")
+    other = clips_storage_save(name.replace(f"/{alert.pk}.mp4", f"/{alert.pk}1.mp4"), b"another alert's clip")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert clip_job_run(alert_id=alert.pk, task_id="t2").status == "ready"
+
+    alert.refresh_from_db()
+    assert alert.clip.name != left and (clip_dir / alert.clip.name).exists()
+    assert file_sha256(clip_dir / alert.clip.name) == alert.clip_sha256
+    assert sorted(p.name for p in (clip_dir / alert.clip.name).parent.iterdir()) == sorted(
+        [alert.clip.name.rsplit("/", 1)[1], other.rsplit("/", 1)[1]])
