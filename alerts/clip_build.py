@@ -1,5 +1,5 @@
 """Building an evidence clip from a spool file: remux (or, for codecs browsers can't play, transcode)
-to MP4 with the moov atom first, verify it, and hash it. No database here; alerts/tasks.py drives it.
+to MP4 with the moov atom first, verify it, and hash it. No database here: alerts.clip_jobs drives it, in the Celery task alerts.tasks.build_clip.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The one thread of a detector process that writes to the database.
+"""The detector process's thread for camera status and snapshot writes (alerts and clips have
+their own, detection.recording.spooler).
 
 Capture and inference threads must never wait on the database (a locked SQLite file or a slow
 PostgreSQL would stall video). They hand work to the Writer instead:

@@ -1,4 +1,4 @@
-"""The one-thread lifecycle shared by the detector process's loops (inference, recorder, writer)."""
+"""The one-thread lifecycle shared by the detector process's loops (inference, recorder, spooler, status writer)."""
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,8 @@
 """Write a ring snapshot to a container file without re-encoding (milliseconds, not seconds).
 
-The clip builder calls this; it is also the proof that a snapshot carries what remuxing needs.
+The spooler (detection.recording.spooler) calls this to write a clip window's spool file (MPEG-TS);
+the benchmarks and tests call it to write MP4. The MP4 evidence clip itself is built from the
+spool by the clip worker (alerts.clip_build).
 Timestamps are rebased to start at 0 and forced monotonic, because a window can span a
 reconnect (timestamps restart) and the first RTSP keyframe can come without a pts.
 """

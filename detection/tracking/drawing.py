@@ -1,5 +1,5 @@
 """Drawing a tracked person on a BGR frame: their box and skeleton. Used by the alert thumbnail
-(alerts.emitter) and the annotated copy of analyze_video (detection.replay), so both show a
+(detection.recording.thumbnail) and the annotated copy of analyze_video (detection.replay), so both show a
 person the same way."""
 from __future__ import annotations
 
