@@ -236,7 +236,7 @@ def clips_s3_storage(*, bucket: str, endpoint_url: str | None = None, region: st
             # With a client_config django-storages takes the addressing style from it, not from above.
             "client_config": Config(s3={"addressing_style": "path"} if endpoint_url else {},
                                     connect_timeout=connect_timeout, read_timeout=read_timeout,
-                                    retries={"max_attempts": max_attempts, "mode": "standard"}),
+                                    retries={"total_max_attempts": max_attempts, "mode": "standard"}),
             # Reads that go through S3File (the worker's spool copy) spool to disk past this size.
             "max_memory_size": 8 * 1024 * 1024,
         },

@@ -444,6 +444,8 @@ def manage(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess
     ({"CLIP_STORAGE": "s3", "CLIP_S3_BUCKET": "clips", "CLIP_S3_SECRET_ACCESS_KEY": SECRET},
      "CLIP_S3_ACCESS_KEY_ID and CLIP_S3_SECRET_ACCESS_KEY must be set together"),
     ({"CLIP_STORAGE": "s3", "CLIP_S3_BUCKET": "clips", "CLIP_S3_PREFIX": "a/../b"}, "CLIP_S3_PREFIX='a/../b' is invalid"),
+    ({"CLIP_STORAGE": "s3", "CLIP_S3_BUCKET": "clips", "CLIP_S3_READ_TIMEOUT_SECONDS": "0"},
+     "CLIP_S3_READ_TIMEOUT_SECONDS='0' is invalid"),
 ])
 def test_it_refuses_to_start_with_a_bad_clip_storage_setting(extra: dict[str, str], expected: str) -> None:
     result = manage(extra, "check")
@@ -469,3 +471,17 @@ def test_it_stores_clips_in_the_bucket_the_environment_names(s3_endpoint: str) -
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "probe/hello.txt"
     assert client.get_object(Bucket=name, Key="site-a/probe/hello.txt")["Body"].read() == b"hello"
+
+
+def test_every_bucket_call_is_bounded_by_the_configured_timeouts_and_retries(s3_endpoint: str) -> None:
+    env = {"CLIP_STORAGE": "s3", "CLIP_S3_BUCKET": "clips", "CLIP_S3_ENDPOINT_URL": s3_endpoint,
+           "CLIP_S3_CONNECT_TIMEOUT_SECONDS": "3", "CLIP_S3_MAX_ATTEMPTS": "2"}
+    script = ("from alerts.models import clip_storage; c = clip_storage().connection.meta.client.meta.config; "
+              "print(c.connect_timeout, c.read_timeout, c.retries, c.s3)")
+
+    result = manage(env, "shell", "--no-imports", "-c", script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 2)[:2] == ["3.0", "20.0"]  # boto3's own defaults are 60 s each
+    assert "'total_max_attempts': 2" in result.stdout and "'mode': 'standard'" in result.stdout
+    assert "'addressing_style': 'path'" in result.stdout

@@ -2,7 +2,8 @@
 server, an S3 server) broken on purpose, and the exact accounting every fault test ends with.
 
 Everything here drives processes from the outside (signals, sockets, /proc): the suite must keep
-working while the modules under detection/ move.
+working while the modules under detection/ move. The shared fixtures (redis_server, clip_settings,
+rtsp_servers) come from tests/conftest.py.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import hashlib
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,10 +28,9 @@ from django.utils import timezone
 
 from alerts.models import Alert, ClipStatus, clip_storage
 from cameras.models import Camera
-from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import make_alert, make_camera, make_site, make_zone
-from tests.support.processes import ROOT, RedisServer, redis_server, subprocess_env  # noqa: F401
-from tests.support.rtsp import MEDIA_DIR, require_gstreamer, rtsp_servers, wait_until  # noqa: F401
+from tests.support.processes import ROOT, RedisServer, subprocess_env
+from tests.support.rtsp import MEDIA_DIR, require_gstreamer, wait_until
 from tests.support.video import Box, write_video
 
 SHELF = [[0.6, 0.3], [0.95, 0.3], [0.95, 0.9], [0.6, 0.9]]
@@ -113,7 +114,8 @@ class DetectorProcess:
 
 @pytest.fixture
 def detectors(tmp_path: Path) -> Iterator[Callable[..., DetectorProcess]]:
-    """Start run_detectors on the test database: detectors(*args, clip_dir=..., **env)."""
+    """Start run_detectors on the test database: detectors(*args, **env), its
+    settings overridden by environment variables (FAST_DETECTORS, then `env`)."""
     started: list[DetectorProcess] = []
 
     def start(*args: str, log_name: str = "detectors.log", **env: str) -> DetectorProcess:
@@ -144,7 +146,7 @@ class Broker:
         return redis.Redis(port=self.server.port, socket_connect_timeout=1)
 
     def kill(self) -> None:
-        """SIGKILL whichever redis-server answers on the port (another module's fixture may have started it)."""
+        """SIGKILL whichever redis-server answers on the port (whichever fixture instance started it)."""
         pid = int(self.client().info("server")["process_id"])
         os.kill(pid, signal.SIGKILL)
         if self.server.process is not None and self.server.process.pid == pid:
@@ -160,7 +162,7 @@ class Broker:
 
 
 @pytest.fixture
-def broker(redis_server: RedisServer) -> Iterator[Broker]:  # noqa: F811
+def broker(redis_server: RedisServer) -> Iterator[Broker]:
     broker = Broker(redis_server)
     broker.flush()
     yield broker
@@ -184,12 +186,6 @@ def queued_alert_with_spool(spool: bytes, *, camera: Camera | None = None, windo
 
 def statuses() -> dict[int, str]:
     return dict(Alert.objects.order_by("pk").values_list("pk", "clip_status"))
-
-
-def settled(pks: Iterable[int] | None = None) -> bool:
-    """Every alert (or those given) has reached ready or failed."""
-    qs = Alert.objects.all() if pks is None else Alert.objects.filter(pk__in=list(pks))
-    return qs.exists() and not qs.exclude(clip_status__in=[ClipStatus.READY, ClipStatus.FAILED]).exists()
 
 
 def all_ready(pks: Iterable[int] | None = None) -> bool:
@@ -279,7 +275,7 @@ class TcpProxy:
         for sock in open_sockets:
             try:
                 # Linger 0: the peer gets a reset, as when the server process dies.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.close()
             except OSError:
                 pass

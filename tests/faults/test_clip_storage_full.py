@@ -70,7 +70,7 @@ def test_a_full_disk_fails_the_clip_with_the_reason_keeps_the_spool_and_the_retr
         wait_until(lambda: Alert.objects.get(pk=alert.pk).clip_status == ClipStatus.FAILED, 60,
                    message=f"clip failed on the full disk\n{worker.log()[-4000:]}")
         alert.refresh_from_db()
-        assert alert.clip_error.startswith("Cannot store the clip (OSError: [Errno 28] No space left on device"), \
+        assert alert.clip_error.startswith("Cannot store the clip") and "No space left on device" in alert.clip_error, \
             alert.clip_error
         assert alert.clip_attempts == 1 and not alert.clip
         assert (small_disk / alert.spool_name).read_bytes() == spool  # the spool is kept, intact
