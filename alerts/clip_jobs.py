@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from shoplift.storage import STORAGE_ERRORS
 
 log = logging.getLogger("shoplift.clips")
 MAX_BACKOFF_SECONDS = 300.0
+ENQUEUE_CONNECT_TIMEOUT_SECONDS = 1.0
 
 
 def clip_model(part: str) -> type[Alert] | type[EventClip]:
@@ -132,7 +134,8 @@ def clip_job_run(*, alert_id: int, task_id: str, part: str = ClipPart.FIRST) -> 
     related = "alert__camera__site" if model is EventClip else "camera__site"
     row: ClipFields = model.objects.select_related(related).get(pk=alert_id)
     storage = clip_storage()
-    with tempfile.TemporaryDirectory(prefix=f"clip-{alert_id}-") as tmp:
+    _remove_stale_work_dirs(alert_id, part)
+    with tempfile.TemporaryDirectory(prefix=_work_dir_prefix(alert_id, part)) as tmp:
         try:
             built = _build(row, Path(tmp))
         except ClipError as exc:
@@ -141,15 +144,52 @@ def clip_job_run(*, alert_id: int, task_id: str, part: str = ClipPart.FIRST) -> 
         except STORAGE_ERRORS as exc:
             return _fail(row, f"Cannot read the spool: {exc}", retry=True)
         name = clip_storage_name(clip_alert(row), part)
+        target: str | None = None
         try:
             # Never delete the name first: another attempt (whose lease this one took over) may have
             # written the clip there. Storage.save never overwrites; it picks a free name, which is
             # the only one this task may delete (when it loses its claim, in _ready).
+            target = storage.get_available_name(name)
             with built.path.open("rb") as fh:
-                saved = storage.save(name, File(fh, name=Path(name).name))
+                saved = storage.save(target, File(fh, name=Path(name).name))
         except STORAGE_ERRORS as exc:
+            _delete_partial(row, target)
             return _fail(row, f"Cannot store the clip ({exc.__class__.__name__}: {exc})", retry=True)
     return _ready(row, saved, built)
+
+
+WORK_DIR_PREFIX = "shoplift-clip-"
+
+
+def _work_dir_prefix(alert_id: int, part: str) -> str:
+    return f"{WORK_DIR_PREFIX}{alert_id}-{part}-"
+
+
+def _remove_stale_work_dirs(alert_id: int, part: str) -> None:
+    """Remove the working folders (spool copy, MP4) that killed builds left in this machine's temp
+    folder: this clip's, which no live attempt uses now that this one holds the claim, and any
+    older than the lease, whose builds are certainly dead."""
+    now, lease = time.time(), clip_lease_seconds()
+    for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+        try:
+            if path.name.startswith(_work_dir_prefix(alert_id, part)) or now - path.stat().st_mtime > lease:
+                shutil.rmtree(path)
+                log.warning("clip work folder removed path=%s (left by a killed build attempt)", path)
+        except OSError as exc:
+            log.warning("clip work folder not removed path=%s error=%s", path, exc)
+
+
+def _delete_partial(row: ClipFields, name: str | None) -> None:
+    """A store that failed (full disk) can leave part of the file behind: remove it unless a clip
+    row refers to it (another attempt's finished clip)."""
+    if name is None:
+        return
+    try:
+        if clip_storage().exists(name) and not clip_model(_part(row)).objects.filter(clip=name).exists():
+            clip_storage().delete(name)
+            log.warning("partial clip removed alert=%s name=%s", row.pk, name)
+    except STORAGE_ERRORS as exc:
+        log.warning("partial clip not removed alert=%s name=%s error=%s", row.pk, name, exc)
 
 
 def _build(row: ClipFields, tmp: Path) -> BuiltClip:
@@ -222,9 +262,13 @@ def _fail(row: ClipFields, error: str, *, retry: bool) -> JobOutcome:
     retry_in = _backoff(attempts) if retry and attempts < settings.CLIP_BUILD_MAX_ATTEMPTS else None
     if retry and retry_in is None:
         error += f" — gave up after {attempts} attempts; fix the cause, then use 'Retry clip build' in the admin."
-    model.objects.filter(pk=row.pk, clip_task_id=row.clip_task_id).update(
+    failed = model.objects.filter(pk=row.pk, clip_status=ClipStatus.BUILDING, clip_task_id=row.clip_task_id).update(
         clip_status=ClipStatus.FAILED, clip_error=error, clip_status_changed_at=timezone.now(),
     )
+    if not failed:  # the lease expired and another attempt took over: its outcome stands
+        log.info("clip build abandoned alert=%s part=%s task=%s (lost the claim): %s", row.pk, _part(row),
+                 row.clip_task_id, error)
+        return JobOutcome("skipped", detail="lost the claim")
     log.error("clip failed alert=%s part=%s camera=%s attempt=%s retry_in=%s error=%s", row.pk, _part(row),
               clip_alert(row).camera.name, attempts, f"{retry_in:.0f}" if retry_in is not None else "none", error)
     return JobOutcome("retry" if retry_in is not None else "failed", retry_in=retry_in, detail=error)
@@ -237,8 +281,15 @@ def clip_job_enqueue(*, alert_id: int, part: str = ClipPart.FIRST) -> None:
     def send() -> None:
         from alerts.tasks import build_clip
 
+        # A connection of its own that gives up at the first refusal: the shared one retries its
+        # connect with sleeps (about 6 s against a dead broker), which would hold the detector's
+        # spooler thread, and every alert behind it, for that long per clip.
+        options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "max_retries": 0,
+                   "socket_connect_timeout": ENQUEUE_CONNECT_TIMEOUT_SECONDS}
         try:
-            build_clip.apply_async((alert_id, str(part)), retry=False)
+            with build_clip.app.connection_for_write(transport_options=options) as connection:
+                # celery-types omits apply_async's connection= (passed on to Celery.send_task, which takes it)
+                build_clip.apply_async((alert_id, str(part)), retry=False, connection=connection)  # type: ignore[call-arg]
         except Exception as exc:  # kombu/redis raise several types for an unreachable broker
             log.warning("clip job not enqueued alert=%s part=%s error=%s; the sweeper will retry", alert_id, part, exc)
 
