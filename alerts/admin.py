@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from alerts.clip_jobs import clip_job_retry
-from alerts.models import Alert, ClipAccess, ClipPart, ClipStatus, EventClip
+from alerts.models import Alert, ClipAccess, ClipPart, ClipStatus, EventClip, NotificationDelivery, NotificationTarget
 from cameras.admin import SiteScopedAdmin
 
 EVIDENCE_FIELDS = (
@@ -107,3 +107,46 @@ class ClipAccessAdmin(SiteScopedAdmin[ClipAccess]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the chain of custody is never edited
+
+
+@admin.register(NotificationTarget)
+class NotificationTargetAdmin(SiteScopedAdmin[NotificationTarget]):
+    """Where a site's alerts go. Targets without a site come from the environment (superusers only)."""
+
+    list_display = ("name", "site", "channel", "enabled", "min_score", "event_types")
+    list_filter = ("channel", "enabled", ("site", admin.RelatedOnlyFieldListFilter))
+    fields = ("site", "name", "channel", "address", "secret", "event_types", "min_score", "enabled")
+
+    def _manages(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is not None and obj.site_id is None:
+            return bool(request.user.is_active and request.user.is_superuser)
+        return super()._manages(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if not request.user.is_superuser and "site" in form.base_fields:
+            form.base_fields["site"].required = True  # only the environment's targets serve every site
+        return form
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(SiteScopedAdmin[NotificationDelivery]):
+    """Every notification sent, retrying or failed, with the error: read-only."""
+
+    site_path = "target__site"
+    allow_add = False
+    allow_delete = False
+    list_display = ("created_at", "target", "message", "alert", "status", "attempts", "last_error")
+    list_filter = ("status", "message", "target__channel")
+    list_select_related = ("target", "alert")
+    readonly_fields = ("target", "alert", "message", "status", "attempts", "last_error", "created_at", "sent_at",
+                       "next_attempt_at")
+    fields = readonly_fields
+
+    def _manages(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is not None and obj.target.site_id is None:
+            return bool(request.user.is_active and request.user.is_superuser)
+        return super()._manages(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -27,12 +27,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from alerts.clip_build import BuiltClip, ClipError, clip_build
-from alerts.models import Alert, ClipFields, ClipPart, ClipStatus, EventClip, clip_storage
+from alerts.models import Alert, ClipFields, ClipPart, ClipStatus, EventClip, NotifyMessage, clip_storage
 from shoplift.storage import STORAGE_ERRORS
 
 log = logging.getLogger("shoplift.clips")
 MAX_BACKOFF_SECONDS = 300.0
-ENQUEUE_CONNECT_TIMEOUT_SECONDS = 1.0
 
 
 def clip_model(part: str) -> type[Alert] | type[EventClip]:
@@ -217,6 +216,8 @@ def _ready(row: ClipFields, name: str, built: BuiltClip) -> JobOutcome:
     spool = row.spool_name
     transaction.on_commit(lambda: _delete_spool(spool))
     transaction.on_commit(lambda: _delete_orphans(name))
+    if _part(row) == ClipPart.FIRST:
+        transaction.on_commit(lambda: _notify_clip_ready(row.pk))
     alert = clip_alert(row)
     since_event = (now - alert.event_start).total_seconds()
     since_post_roll = (now - row.clip_end).total_seconds() if row.clip_end else float("nan")
@@ -226,6 +227,15 @@ def _ready(row: ClipFields, name: str, built: BuiltClip) -> JobOutcome:
         built.transcoded, built.build_seconds, since_event, since_post_roll,
     )
     return JobOutcome("ready")
+
+
+def _notify_clip_ready(alert_id: int) -> None:
+    from alerts.notify import notify_plan
+
+    try:
+        notify_plan(alert_id=alert_id, message=NotifyMessage.CLIP_READY)
+    except Exception:  # the clip is ready whatever happens to its notification
+        log.exception("clip-ready notification not planned alert=%s", alert_id)
 
 
 def _delete_orphans(name: str) -> None:
@@ -279,19 +289,9 @@ def clip_job_enqueue(*, alert_id: int, part: str = ClipPart.FIRST) -> None:
     the clip row stays queued with its spool, and the sweeper sends the job again later."""
 
     def send() -> None:
-        from alerts.tasks import build_clip
+        from alerts.tasks import build_clip, enqueue_now
 
-        # A connection of its own that gives up at the first refusal: the shared one retries its
-        # connect with sleeps (about 6 s against a dead broker), which would hold the detector's
-        # spooler thread, and every alert behind it, for that long per clip.
-        options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "max_retries": 0,
-                   "socket_connect_timeout": ENQUEUE_CONNECT_TIMEOUT_SECONDS}
-        try:
-            with build_clip.app.connection_for_write(transport_options=options) as connection:
-                # celery-types omits apply_async's connection= (passed on to Celery.send_task, which takes it)
-                build_clip.apply_async((alert_id, str(part)), retry=False, connection=connection)  # type: ignore[call-arg]
-        except Exception as exc:  # kombu/redis raise several types for an unreachable broker
-            log.warning("clip job not enqueued alert=%s part=%s error=%s; the sweeper will retry", alert_id, part, exc)
+        enqueue_now(build_clip, alert_id, str(part))
 
     transaction.on_commit(send)
 

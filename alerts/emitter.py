@@ -28,7 +28,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from alerts.models import WHOLE_FRAME, Alert, ClipPart, ClipStatus, DedupKey, EventClip, clip_storage
+from alerts.models import WHOLE_FRAME, Alert, ClipPart, ClipStatus, DedupKey, EventClip, NotifyMessage, clip_storage
 from cameras.models import Zone
 from shoplift.storage import STORAGE_ERRORS
 
@@ -116,7 +116,17 @@ def alert_raise(event: RaisedEvent, *, thumbnail: bytes = b"", retry: bool = Fal
     logger.info("alert raised alert=%s camera=%s camera_name=%s zone=%s event_type=%s score=%.3f start=%s "
                 "clip=%.1f..%.1f", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
                 event.event_type, event.score, at.isoformat(), event.clip_start, event.clip_end)
+    _notify(alert.pk)
     return RaiseResult(alert_id=alert.pk, created=True)
+
+
+def _notify(alert_id: int) -> None:
+    from alerts.notify import notify_plan
+
+    try:
+        notify_plan(alert_id=alert_id, message=NotifyMessage.ALERT)
+    except Exception:  # the alert stands whatever happens to its notifications
+        logger.exception("alert notifications not planned alert=%s", alert_id)
 
 
 def alert_event_close(*, alert_id: int, event: RaisedEvent) -> bool:
@@ -243,7 +253,8 @@ def alert_recordings_abandon(*, now: datetime | None = None) -> int:
 
 def alerts_sweep(*, now: datetime | None = None) -> int:
     """The periodic sweep (Celery beat, and the first detector shard): abandoned recordings, then
-    clip jobs whose message was lost. Returns how many alerts it moved."""
+    clip jobs and notifications whose message was lost. Returns how many it moved."""
     from alerts.clip_jobs import clip_jobs_sweep
+    from alerts.notify import deliveries_sweep
 
-    return alert_recordings_abandon(now=now) + clip_jobs_sweep(now=now)
+    return alert_recordings_abandon(now=now) + clip_jobs_sweep(now=now) + deliveries_sweep(now=now)

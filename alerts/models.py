@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from cameras.models import Camera, Zone
+from cameras.models import Camera, Site, Zone
 
 
 def clip_storage() -> Storage:
@@ -195,3 +196,109 @@ class DedupKey(models.Model):
 
     def __str__(self) -> str:
         return f"camera {self.camera_id} zone {self.zone_key or 'whole frame'} {self.event_type}"
+
+
+class NotifyChannel(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook (signed JSON POST)"
+    EMAIL = "email", "E-mail"
+    MQTT = "mqtt", "MQTT"
+
+
+class NotifyMessage(models.TextChoices):
+    ALERT = "alert", "Alert"
+    CLIP_READY = "clip_ready", "Clip ready"
+    TEST = "test", "Test"
+
+
+class NotificationTarget(models.Model):
+    """Where a site's alerts are sent, and which. Targets without a site are the deployment's own,
+    configured by the environment (NOTIFY_WEBHOOK_URL, NOTIFY_MQTT_URL) and kept here so their
+    deliveries are tracked like any other."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, null=True, blank=True, related_name="notification_targets",
+                             help_text="Empty: every site (a target set by the environment).")
+    name = models.CharField(max_length=100)
+    channel = models.CharField(max_length=16, choices=NotifyChannel.choices)
+    address = models.CharField(max_length=500, blank=True,
+                               help_text="Webhook: the https:// URL. E-mail: addresses, comma-separated. "
+                                         "Empty for the environment's targets (read from it when sending).")
+    secret = models.CharField(max_length=200, blank=True,
+                              help_text="Webhook: signs each body (HMAC-SHA256); the receiver checks it. Never logged.")
+    event_types = models.JSONField(default=list, blank=True, help_text='Only these event types, e.g. ["concealment"]; '
+                                   "empty: all.")
+    min_score = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+                                  help_text="Only alerts scoring at least this.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "name"], name="notification_target_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_channel_display()})"
+
+    def clean(self) -> None:
+        from urllib.parse import urlsplit
+
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        if self.site_id is None:
+            return  # the environment's: their settings are checked at start-up
+        address = self.address.strip()
+        if self.channel == NotifyChannel.WEBHOOK:
+            parts = urlsplit(address)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValidationError({"address": "Enter the receiver's http:// or https:// URL."})
+            if len(self.secret) < 16:
+                raise ValidationError({"secret": "Enter a secret of at least 16 characters; the receiver checks each "
+                                                 "body's signature with it."})
+        elif self.channel == NotifyChannel.EMAIL:
+            addresses = [a.strip() for a in address.split(",") if a.strip()]
+            if not addresses:
+                raise ValidationError({"address": "Enter one or more e-mail addresses, comma-separated."})
+            for one in addresses:
+                try:
+                    validate_email(one)
+                except ValidationError:
+                    raise ValidationError({"address": f"'{one}' is not an e-mail address."}) from None
+        elif self.channel == NotifyChannel.MQTT and urlsplit(address).scheme not in ("mqtt", "mqtts"):
+            raise ValidationError({"address": "Enter the broker as mqtt://[user:password@]host[:port]."})
+        if not isinstance(self.event_types, list) or not all(isinstance(t, str) for t in self.event_types):
+            raise ValidationError({"event_types": 'Enter a list of event type names, e.g. ["concealment"], or [].'})
+
+    def wants(self, *, event_type: str, score: float) -> bool:
+        return self.enabled and score >= self.min_score and (not self.event_types or event_type in self.event_types)
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (cooldown)"
+
+
+class NotificationDelivery(models.Model):
+    """One message to one target: the outbox row its Celery task works from, retried with backoff
+    and kept so failures show in the admin."""
+
+    target = models.ForeignKey(NotificationTarget, on_delete=models.CASCADE, related_name="deliveries")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries")
+    message = models.CharField(max_length=16, choices=NotifyMessage.choices)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # When the next try is due (a retry's backoff, or the end of a try in progress): a queued row far
+    # past it lost its task, and the sweeper sends it again.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "notification deliveries"
+        # Test messages have no alert: a NULL never equals another, so they are not limited.
+        constraints = [models.UniqueConstraint(fields=["target", "alert", "message"], name="delivery_once")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_message_display()} of alert #{self.alert_id} to {self.target}"

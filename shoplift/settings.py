@@ -351,6 +351,53 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-clip-jobs": {"task": "alerts.tasks.sweep_clip_jobs", "schedule": CLIP_SWEEP_INTERVAL_SECONDS},
 }
 
+# --- Notifications (alerts/notify.py) -------------------------------------------------------------
+def _web_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _mqtt_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+        raise ValueError("not an mqtt:// or mqtts:// URL")
+    parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    return raw
+
+
+# Links in messages go to the dashboard's permission-checked pages at this address.
+DASHBOARD_URL = _read("DASHBOARD_URL", _web_url, "http://127.0.0.1:8000", "the dashboard's address as staff reach it, "
+                      "such as https://cctv.example.com")
+NOTIFY_WEBHOOK_URL = _read_masked("NOTIFY_WEBHOOK_URL", _web_url, "", "an http:// or https:// URL (empty: none)")
+NOTIFY_WEBHOOK_SECRET = _read("NOTIFY_WEBHOOK_SECRET", str, "", "the secret that signs each webhook body")
+if NOTIFY_WEBHOOK_URL and len(NOTIFY_WEBHOOK_SECRET) < 16:
+    raise ImproperlyConfigured("NOTIFY_WEBHOOK_SECRET must be at least 16 characters when NOTIFY_WEBHOOK_URL is set: "
+                               "receivers check each body's signature with it.")
+NOTIFY_MQTT_URL = _read_masked("NOTIFY_MQTT_URL", _mqtt_url, "", "an mqtt://[user:password@]host[:port] URL (empty: none)")
+NOTIFY_COOLDOWN_SECONDS = _read("NOTIFY_COOLDOWN_SECONDS", _ranged(0.0), 60.0,
+                                "seconds, 0 or more: per channel, camera and zone, alerts inside it send nothing")
+NOTIFY_MAX_ATTEMPTS = _read("NOTIFY_MAX_ATTEMPTS", _positive_int, 6, "a positive integer")
+NOTIFY_RETRY_BACKOFF_SECONDS = _read("NOTIFY_RETRY_BACKOFF_SECONDS", _ranged(0.0, 3600.0), 5.0,
+                                     "seconds before the first retry (it doubles), from 0 to 3600")
+NOTIFY_TIMEOUT_SECONDS = _read("NOTIFY_TIMEOUT_SECONDS", _ranged(0.5, 120.0), 10.0, "seconds per delivery, 0.5 to 120")
+# E-mail goes through Django's SMTP backend: EMAIL_URL such as smtp+tls://user:password@mail.example.com:587
+# (django-environ's form; empty: localhost:25).
+EMAIL_URL = _read_masked("EMAIL_URL", str, "", "an smtp:// (or smtp+tls://, smtp+ssl://) URL")
+if EMAIL_URL:
+    _email: dict[str, Any] = environ.Env.email_url_config(EMAIL_URL)
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = _email.get("EMAIL_HOST", "localhost"), int(_email.get("EMAIL_PORT") or 25)
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_USER", ""), _email.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS, EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_TLS")), bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_TIMEOUT = NOTIFY_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", str, "shoplift@localhost", "the sender address of alert e-mails")
+
 # --- Security ----------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

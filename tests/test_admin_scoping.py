@@ -199,3 +199,25 @@ def test_it_lets_a_manager_retry_a_failed_clip_build(world, django_capture_on_co
     assert len(callbacks) == 1
     assert Alert.objects.get(pk=world["alert_a"].pk).clip_status == ClipStatus.QUEUED
     assert Alert.objects.get(pk=world["alert_b"].pk).clip_status == ClipStatus.FAILED  # not theirs
+
+
+def test_a_manager_sets_up_notifications_for_their_site_only(world):
+    from alerts.models import NotificationTarget, NotifyChannel
+
+    theirs = NotificationTarget.objects.create(site=world["site_b"], name="B desk", channel=NotifyChannel.EMAIL,
+                                               address="b@example.com")
+    everyone = NotificationTarget.objects.create(site=None, name="Deployment webhook (NOTIFY_WEBHOOK_URL)",
+                                                 channel=NotifyChannel.WEBHOOK)
+    client = login("manager_a")
+    form = {"name": "A desk", "channel": "email", "address": "a@example.com", "secret": "", "event_types": "[]",
+            "min_score": "0", "enabled": "on"}
+
+    assert client.post("/admin/alerts/notificationtarget/add/", {**form, "site": world["site_b"].pk}).status_code == 200
+    assert client.post("/admin/alerts/notificationtarget/add/", {**form, "site": ""}).status_code == 200  # required
+    assert client.post("/admin/alerts/notificationtarget/add/", {**form, "site": world["site_a"].pk}).status_code == 302
+    listing = client.get("/admin/alerts/notificationtarget/").content.decode()
+    assert "A desk" in listing and "B desk" not in listing and "Deployment webhook" not in listing
+    for target in (theirs, everyone):
+        response = client.get(f"/admin/alerts/notificationtarget/{target.pk}/change/")
+        assert response.status_code == 302 and response.url == "/admin/"
+    assert NotificationTarget.objects.filter(site=world["site_a"], name="A desk").exists()

@@ -39,6 +39,11 @@ def test_it_starts_with_good_values(tmp_path):
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379' is invalid: expected a Redis URL"),
     ({"CELERY_TASK_TIME_LIMIT": "60", "CELERY_TASK_SOFT_TIME_LIMIT": "90"}, "CELERY_TASK_TIME_LIMIT (60) must be greater"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is invalid"),
+    ({"NOTIFY_WEBHOOK_URL": "https://pos.example.com/hook", "NOTIFY_WEBHOOK_SECRET": "short"},
+     "NOTIFY_WEBHOOK_SECRET must be at least 16 characters"),
+    ({"NOTIFY_WEBHOOK_URL": "ftp://pos.example.com"}, "NOTIFY_WEBHOOK_URL='ftp://pos.example.com' is invalid"),
+    ({"NOTIFY_MQTT_URL": "mqtt://user:hunter2@broker:port"}, "NOTIFY_MQTT_URL='mqtt://user:****@broker:port' is invalid"),
+    ({"DASHBOARD_URL": "cctv.example.com"}, "DASHBOARD_URL='cctv.example.com' is invalid"),
 ])
 def test_it_refuses_to_start_with_a_message_naming_the_variable(extra, expected, tmp_path):
     result = start(extra, tmp_path)
