@@ -5,15 +5,24 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from alerts.clip_jobs import clip_job_retry
-from alerts.models import Alert, ClipAccess, ClipPart, ClipStatus, EventClip, NotificationDelivery, NotificationTarget
-from cameras.admin import SiteScopedAdmin
+from alerts.models import (
+    Alert,
+    ClipAccess,
+    ClipPart,
+    ClipStatus,
+    EventClip,
+    NotificationDelivery,
+    NotificationTarget,
+    WebPushSubscription,
+)
+from cameras.admin import SiteScopedAdmin, managed_sites
 
 EVIDENCE_FIELDS = (
     "camera", "zone", "zone_name", "event_type", "score", "event_start", "event_end", "detected_at",
@@ -131,22 +140,55 @@ class NotificationTargetAdmin(SiteScopedAdmin[NotificationTarget]):
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(SiteScopedAdmin[NotificationDelivery]):
-    """Every notification sent, retrying or failed, with the error: read-only."""
+    """Every notification sent, retrying or failed, with the error: read-only. A delivery to a device
+    belongs to the device's site; one whose device was removed since, to superusers only."""
 
     site_path = "target__site"
     allow_add = False
     allow_delete = False
-    list_display = ("created_at", "target", "message", "alert", "status", "attempts", "last_error")
+    list_display = ("created_at", "target", "subscription", "message", "alert", "status", "attempts", "last_error")
     list_filter = ("status", "message", "target__channel")
-    list_select_related = ("target", "alert")
-    readonly_fields = ("target", "alert", "message", "status", "attempts", "last_error", "created_at", "sent_at",
-                       "next_attempt_at")
+    list_select_related = ("target", "subscription__user", "subscription__site", "alert")
+    readonly_fields = ("target", "subscription", "alert", "message", "status", "attempts", "last_error", "created_at",
+                       "sent_at", "next_attempt_at")
     fields = readonly_fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationDelivery]:
+        qs = admin.ModelAdmin.get_queryset(self, request)
+        if request.user.is_superuser:
+            return qs
+        sites = managed_sites(request)
+        return qs.filter(Q(target__site__in=sites) | Q(subscription__site__in=sites))
+
+    def _site_id_of(self, obj: Model) -> int:
+        assert isinstance(obj, NotificationDelivery)
+        site_id = obj.target.site_id if obj.target else obj.subscription.site_id if obj.subscription else None
+        assert site_id is not None  # _manages leaves the rows without a site to superusers
+        return site_id
+
     def _manages(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is not None and obj.target.site_id is None:
+        if obj is not None and (obj.target.site_id is None if obj.target else obj.subscription is None):
             return bool(request.user.is_active and request.user.is_superuser)
         return super()._manages(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebPushSubscription)
+class WebPushSubscriptionAdmin(SiteScopedAdmin[WebPushSubscription]):
+    """The devices users subscribed on the Notifications page: read-only (a manager may remove one,
+    e.g. a lost phone's). The endpoint and the browser's keys are not shown: they let anyone push to it."""
+
+    allow_add = False
+    list_display = ("user", "site", "push_service", "event_types", "min_score", "enabled", "created_at",
+                    "last_success_at")
+    list_filter = ("enabled", ("site", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("user", "site")
+    search_fields = ("user__username",)
+    readonly_fields = ("user", "site", "push_service", "user_agent", "event_types", "min_score", "enabled",
+                       "created_at", "last_success_at")
+    fields = readonly_fields
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

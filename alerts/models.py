@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.files.storage import Storage, storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from cameras.models import Camera, Site, Zone
@@ -202,6 +203,7 @@ class NotifyChannel(models.TextChoices):
     WEBHOOK = "webhook", "Webhook (signed JSON POST)"
     EMAIL = "email", "E-mail"
     MQTT = "mqtt", "MQTT"
+    WEBPUSH = "webpush", "Web Push (each user's devices)"
 
 
 class NotifyMessage(models.TextChoices):
@@ -242,6 +244,9 @@ class NotificationTarget(models.Model):
         from django.core.exceptions import ValidationError
         from django.core.validators import validate_email
 
+        if self.channel == NotifyChannel.WEBPUSH:
+            raise ValidationError({"channel": "Web Push goes to each user's own devices: users turn it on from the "
+                                              "dashboard's Notifications page, not as a target."})
         if self.site_id is None:
             return  # the environment's: their settings are checked at start-up
         address = self.address.strip()
@@ -278,10 +283,14 @@ class DeliveryStatus(models.TextChoices):
 
 
 class NotificationDelivery(models.Model):
-    """One message to one target: the outbox row its Celery task works from, retried with backoff
-    and kept so failures show in the admin."""
+    """One message to one target, or to one user's device (a WebPushSubscription): the outbox row its
+    Celery task works from, retried with backoff and kept so failures show in the admin."""
 
-    target = models.ForeignKey(NotificationTarget, on_delete=models.CASCADE, related_name="deliveries")
+    target = models.ForeignKey(NotificationTarget, on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="deliveries", help_text="Empty for a delivery to a device.")
+    # SET_NULL: a device the push service reports gone is removed, and its failed delivery stays to say so.
+    subscription = models.ForeignKey("WebPushSubscription", on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="deliveries", help_text="The device, for a Web Push delivery.")
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries")
     message = models.CharField(max_length=16, choices=NotifyMessage.choices)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
@@ -297,8 +306,66 @@ class NotificationDelivery(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "notification deliveries"
         # Test messages have no alert: a NULL never equals another, so they are not limited.
-        constraints = [models.UniqueConstraint(fields=["target", "alert", "message"], name="delivery_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["target", "alert", "message"], name="delivery_once"),
+            models.UniqueConstraint(fields=["subscription", "alert", "message"], name="delivery_once_per_device"),
+            # A target's or a device's, never both (neither: the device was removed since).
+            models.CheckConstraint(condition=Q(target__isnull=True) | Q(subscription__isnull=True),
+                                   name="delivery_one_recipient"),
+        ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_status")]
 
     def __str__(self) -> str:
-        return f"{self.get_message_display()} of alert #{self.alert_id} to {self.target}"
+        return f"{self.get_message_display()} of alert #{self.alert_id} to {self.recipient}"
+
+    @property
+    def recipient(self) -> str:
+        if self.target_id is not None:
+            return str(self.target)
+        if self.subscription_id is not None:
+            return str(self.subscription)
+        return "a removed device"
+
+
+class WebPushSubscription(models.Model):
+    """One browser's Web Push subscription, for one user at one site (the dashboard's Notifications
+    page): the push service's endpoint, and the browser's keys that encrypt each message for it alone.
+
+    A device may follow several sites, one row each with its own filters; an endpoint belongs to one
+    user at a time (subscribing a shared browser removes the previous user's rows)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="push_subscriptions")
+    # A capability URL: whoever holds it (and the VAPID key) can push to the device. Logged as its origin only.
+    endpoint = models.URLField(max_length=1000, help_text="The push service's address for this browser.")
+    p256dh = models.CharField("browser public key", max_length=100, help_text="P-256 point, base64url.")
+    auth = models.CharField("auth secret", max_length=50, help_text="16 bytes, base64url.")
+    event_types = models.JSONField(default=list, blank=True, help_text='Only these event types, e.g. ["concealment"]; '
+                                   "empty: all.")
+    min_score = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+                                  help_text="Only alerts scoring at least this.")
+    user_agent = models.CharField(max_length=300, blank=True, help_text="The browser that subscribed, to tell "
+                                  "devices apart.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["site__name", "-created_at", "-id"]
+        verbose_name = "Web Push subscription"
+        constraints = [models.UniqueConstraint(fields=["user", "site", "endpoint"], name="webpush_one_per_device_site")]
+        indexes = [models.Index(fields=["site", "enabled"], name="webpush_site")]
+
+    def __str__(self) -> str:
+        return f"{self.user}'s device at {self.site} (#{self.pk})"
+
+    @property
+    def push_service(self) -> str:
+        """The endpoint's origin: enough to tell Chrome's, Firefox's and Safari's services apart."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def wants(self, *, event_type: str, score: float) -> bool:
+        return self.enabled and score >= self.min_score and (not self.event_types or event_type in self.event_types)

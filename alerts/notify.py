@@ -7,17 +7,22 @@ Who calls what:
   deliveries_sweep()                 alerts.emitter.alerts_sweep: deliveries whose task was lost
   notify_test(site)                  `manage.py notify_test`
 
-Each message to each target is a NotificationDelivery row (the outbox) and a Celery task that sends
-it, retried with backoff up to NOTIFY_MAX_ATTEMPTS; a dead endpoint costs its own task only,
-never an alert or a clip. A target picks alerts by event type and minimum score; inside
-NOTIFY_COOLDOWN_SECONDS after a target's last alert message for the same camera and zone, an alert
-sends it nothing (the row says "skipped"), nor its clip-ready follow-up.
+Each message to each recipient is a NotificationDelivery row (the outbox) and a Celery task that
+sends it, retried with backoff up to NOTIFY_MAX_ATTEMPTS; a dead endpoint costs its own task only,
+never an alert or a clip. A recipient is a target (NotificationTarget) or one user's device
+(WebPushSubscription, alerts.push). It picks alerts by event type and minimum score; inside
+NOTIFY_COOLDOWN_SECONDS after a recipient's last alert message for the same camera and zone, an
+alert sends it nothing (the row says "skipped"), nor its clip-ready follow-up.
 
 Channels:
   webhook  a JSON POST, its body signed with HMAC-SHA256 in `X-Shoplift-Signature: sha256=<hex>`;
            the body's "sent_at" (epoch seconds) lets a receiver refuse replays
   email    Django's e-mail backend; the alert message carries the snapshot as an attachment
-  mqtt     paho-mqtt, QoS 1: `shoplift/alerts` and `shoplift/<site>/<camera>/alert`
+  mqtt     paho-mqtt, QoS 1: `shoplift/alerts` and `shoplift/<site>/<camera>/alert`; and, from the
+           detectors' status writer, each camera's retained `shoplift/<site>/<camera>/online`
+  webpush  the Web Push protocol (pywebpush) to each user's devices: the payload encrypted for the
+           device (aes128gcm), signed with the VAPID key; a push service answering 404 or 410 has
+           dropped the subscription, which is removed (that delivery fails at once, no retries)
 
 Links point to the dashboard's permission-checked pages (DASHBOARD_URL); no clip or snapshot ever
 travels by a public URL. Secrets and credentials are never logged.
@@ -50,9 +55,13 @@ from alerts.models import (
     NotificationTarget,
     NotifyChannel,
     NotifyMessage,
+    WebPushSubscription,
     clip_storage,
 )
+from alerts.push import push_endpoint_remove, push_subscriptions_for
+from alerts.templatetags.dashboard import event_label
 from cameras.models import Site
+from cameras.selectors import role_at_site
 from shoplift.masking import mask_text
 from shoplift.storage import STORAGE_ERRORS
 
@@ -64,11 +73,19 @@ ENVIRONMENT_TARGETS = {
     NotifyChannel.MQTT: ("NOTIFY_MQTT_URL", "Deployment MQTT broker (NOTIFY_MQTT_URL)"),
 }
 MAX_BACKOFF_SECONDS = 600.0
+WEBPUSH_TTL_SECONDS = 3600  # a push service keeps a message this long for a device that is offline
 STALE_SECONDS = 120.0  # a queued delivery this far past its due time lost its task: the sweeper sends it again
 
 
 class DeliveryError(Exception):
     """The endpoint refused or could not be reached; the message says which and why."""
+
+
+class DeliveryGone(DeliveryError):
+    """The recipient is gone for good (a subscription the push service dropped): retrying cannot help."""
+
+
+Recipient = NotificationTarget | WebPushSubscription
 
 
 @dataclass(frozen=True)
@@ -97,36 +114,45 @@ def notify_targets(site: Site) -> list[NotificationTarget]:
 
 def notify_plan(*, alert_id: int, message: str) -> int:
     """Create the deliveries of one message about an alert and send them once committed. Returns how
-    many will be sent. Never raises for a target's sake: planning must not cost the caller its alert."""
+    many will be sent. Never raises for a recipient's sake: planning must not cost the caller its alert."""
     alert = Alert.objects.select_related("camera__site").filter(pk=alert_id).first()
     if alert is None:
         return 0
-    sending = 0
-    for target in notify_targets(alert.camera.site):
-        if not target.wants(event_type=alert.event_type, score=alert.score):
-            continue
-        status = DeliveryStatus.QUEUED
-        if message == NotifyMessage.CLIP_READY:
-            announced = NotificationDelivery.objects.filter(target=target, alert=alert, message=NotifyMessage.ALERT)
-            if not announced.exclude(status=DeliveryStatus.SKIPPED).exists():
-                continue  # the follow-up only goes where the alert went
-        elif _cooling_down(target, alert):
-            status = DeliveryStatus.SKIPPED
-        delivery, created = NotificationDelivery.objects.get_or_create(target=target, alert=alert, message=message,
-                                                                      defaults={"status": status})
-        if created and status == DeliveryStatus.QUEUED:
-            delivery_enqueue(delivery_id=delivery.pk)
-            sending += 1
-        elif created:
-            logger.info("notification skipped (cooldown) alert=%s target=%s", alert.pk, target.name)
-    return sending
+    site = alert.camera.site
+    recipients: list[Recipient] = [*notify_targets(site), *push_subscriptions_for(site)]
+    return sum(_plan(alert, message, recipient) for recipient in recipients)
 
 
-def _cooling_down(target: NotificationTarget, alert: Alert) -> bool:
+def _to(recipient: Recipient) -> dict[str, Any]:
+    """The delivery fields that name the recipient."""
+    return {"subscription": recipient} if isinstance(recipient, WebPushSubscription) else {"target": recipient}
+
+
+def _plan(alert: Alert, message: str, recipient: Recipient) -> int:
+    if not recipient.wants(event_type=alert.event_type, score=alert.score):
+        return 0
+    status = DeliveryStatus.QUEUED
+    if message == NotifyMessage.CLIP_READY:
+        announced = NotificationDelivery.objects.filter(**_to(recipient), alert=alert, message=NotifyMessage.ALERT)
+        if not announced.exclude(status=DeliveryStatus.SKIPPED).exists():
+            return 0  # the follow-up only goes where the alert went
+    elif _cooling_down(recipient, alert):
+        status = DeliveryStatus.SKIPPED
+    delivery, created = NotificationDelivery.objects.get_or_create(**_to(recipient), alert=alert, message=message,
+                                                                  defaults={"status": status})
+    if created and status == DeliveryStatus.QUEUED:
+        delivery_enqueue(delivery_id=delivery.pk)
+        return 1
+    if created:
+        logger.info("notification skipped (cooldown) alert=%s recipient=%s", alert.pk, delivery.recipient)
+    return 0
+
+
+def _cooling_down(recipient: Recipient, alert: Alert) -> bool:
     since = alert.detected_at - timedelta(seconds=settings.NOTIFY_COOLDOWN_SECONDS)
     return NotificationDelivery.objects.filter(
         Q(alert__zone_id=alert.zone_id) if alert.zone_id is not None else Q(alert__zone__isnull=True),
-        target=target, message=NotifyMessage.ALERT, alert__camera_id=alert.camera_id, created_at__gte=since,
+        **_to(recipient), message=NotifyMessage.ALERT, alert__camera_id=alert.camera_id, created_at__gte=since,
     ).exclude(status=DeliveryStatus.SKIPPED).exclude(alert=alert).exists()
 
 
@@ -163,36 +189,41 @@ def delivery_send(*, delivery_id: int) -> DeliveryOutcome:
         attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=settings.NOTIFY_TIMEOUT_SECONDS * 3))
     if not claimed:
         return DeliveryOutcome("skipped", detail="not queued")
-    delivery = NotificationDelivery.objects.select_related("target", "alert__camera__site").get(pk=delivery_id)
+    delivery = NotificationDelivery.objects.select_related(
+        "target", "subscription__user", "subscription__site", "alert__camera__site").get(pk=delivery_id)
     try:
         _send(delivery)
     except DeliveryError as exc:
-        return _failed(delivery, str(exc))
+        return _failed(delivery, str(exc), final=isinstance(exc, DeliveryGone))
     NotificationDelivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.SENT, sent_at=timezone.now(),
                                                                last_error="")
-    logger.info("notification sent alert=%s message=%s target=%s channel=%s attempt=%s", delivery.alert_id,
-                delivery.message, delivery.target.name, delivery.target.channel, delivery.attempts)
+    channel = delivery.target.channel if delivery.target else NotifyChannel.WEBPUSH
+    logger.info("notification sent alert=%s message=%s recipient=%s channel=%s attempt=%s", delivery.alert_id,
+                delivery.message, delivery.recipient, channel, delivery.attempts)
     return DeliveryOutcome(DeliveryStatus.SENT)
 
 
-def _failed(delivery: NotificationDelivery, error: str) -> DeliveryOutcome:
+def _failed(delivery: NotificationDelivery, error: str, *, final: bool = False) -> DeliveryOutcome:
     error = mask_text(error)
     attempts = delivery.attempts
-    if attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+    if final or attempts >= settings.NOTIFY_MAX_ATTEMPTS:
         NotificationDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED, last_error=error)
-        logger.error("notification failed alert=%s message=%s target=%s attempts=%s error=%s: gave up",
-                     delivery.alert_id, delivery.message, delivery.target.name, attempts, error)
+        logger.error("notification failed alert=%s message=%s recipient=%s attempts=%s error=%s: gave up",
+                     delivery.alert_id, delivery.message, delivery.recipient, attempts, error)
         return DeliveryOutcome(DeliveryStatus.FAILED, detail=error)
     retry_in = min(float(settings.NOTIFY_RETRY_BACKOFF_SECONDS) * 2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
     NotificationDelivery.objects.filter(pk=delivery.pk).update(
         status=DeliveryStatus.QUEUED, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=retry_in))
-    logger.warning("notification not sent alert=%s message=%s target=%s attempt=%s retry_in=%.0f error=%s",
-                   delivery.alert_id, delivery.message, delivery.target.name, attempts, retry_in, error)
+    logger.warning("notification not sent alert=%s message=%s recipient=%s attempt=%s retry_in=%.0f error=%s",
+                   delivery.alert_id, delivery.message, delivery.recipient, attempts, retry_in, error)
     return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=retry_in, detail=error)
 
 
 def _send(delivery: NotificationDelivery) -> None:
     target = delivery.target
+    if target is None:  # a user's device
+        send_webpush(delivery)
+        return
     body = payload(delivery)
     if target.channel == NotifyChannel.WEBHOOK:
         url = target.address or settings.NOTIFY_WEBHOOK_URL
@@ -212,7 +243,7 @@ def payload(delivery: NotificationDelivery) -> dict[str, Any]:
     body: dict[str, Any] = {"type": delivery.message, "sent_at": int(time.time()), "delivery": delivery.pk}
     alert = delivery.alert
     if alert is None:
-        site = delivery.target.site
+        site = delivery.target.site if delivery.target else None
         body["message"] = f"Test message from Shoplift for {site.name if site else 'every site'}."
         body["url"] = f"{base}/"
         return body
@@ -250,7 +281,7 @@ def send_webhook(url: str, body: dict[str, Any], secret: str) -> None:
 
 
 def send_email(delivery: NotificationDelivery, body: dict[str, Any]) -> None:
-    recipients = [a.strip() for a in delivery.target.address.split(",") if a.strip()]
+    recipients = [a.strip() for a in (delivery.target.address if delivery.target else "").split(",") if a.strip()]
     if not recipients:
         raise DeliveryError("the e-mail target has no address")
     alert = delivery.alert
@@ -285,13 +316,11 @@ def mqtt_messages(delivery: NotificationDelivery, body: dict[str, Any]) -> list[
     alert = delivery.alert
     if alert is None:
         return [("shoplift/test", data)]
-    camera = alert.camera
     topic = "alert" if delivery.message == NotifyMessage.ALERT else "clip_ready"
-    per_camera = f"shoplift/{slugify(camera.site.name) or camera.site_id}/{slugify(camera.name) or camera.pk}/{topic}"
-    return [(f"shoplift/{'alerts' if topic == 'alert' else 'clips'}", data), (per_camera, data)]
+    return [(f"shoplift/{'alerts' if topic == 'alert' else 'clips'}", data), (f"{camera_topic(alert.camera)}/{topic}", data)]
 
 
-def send_mqtt(url: str, messages: list[tuple[str, str]]) -> None:
+def send_mqtt(url: str, messages: list[tuple[str, str]], *, retain: bool = False) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -306,7 +335,7 @@ def send_mqtt(url: str, messages: list[tuple[str, str]]) -> None:
         client.connect(parts.hostname or "localhost", parts.port or (8883 if parts.scheme == "mqtts" else 1883))
         client.loop_start()
         try:
-            infos = [client.publish(topic, data, qos=1) for topic, data in messages]
+            infos = [client.publish(topic, data, qos=1, retain=retain) for topic, data in messages]
             for info in infos:
                 info.wait_for_publish(timeout=settings.NOTIFY_TIMEOUT_SECONDS)
                 if not info.is_published():
@@ -318,15 +347,96 @@ def send_mqtt(url: str, messages: list[tuple[str, str]]) -> None:
         raise DeliveryError(f"MQTT broker {mask_text(url)} unreachable: {exc}") from None
 
 
+def camera_topic(camera: Any) -> str:
+    return f"shoplift/{slugify(camera.site.name) or camera.site_id}/{slugify(camera.name) or camera.pk}"
+
+
+def camera_online_publish(*, camera_id: int, online: bool) -> None:
+    """Publish a camera's state as the retained `shoplift/<site>/<camera>/online` message (payload
+    `online` or `offline`), so a subscriber learns it at once, even one that connects later."""
+    from cameras.models import Camera
+
+    if not settings.NOTIFY_MQTT_URL:
+        return
+    camera = Camera.objects.select_related("site").filter(pk=camera_id).first()
+    if camera is not None:
+        send_mqtt(settings.NOTIFY_MQTT_URL, [(f"{camera_topic(camera)}/online", "online" if online else "offline")],
+                  retain=True)
+
+
+def webpush_payload(delivery: NotificationDelivery) -> dict[str, Any]:
+    """payload() plus what the service worker shows (static/js/sw.js): a title, a body, the page a
+    click opens and the snapshot, both permission-checked pages of the dashboard. Well under the 4 KB
+    a push message may carry (site, camera and zone names are at most 100 characters each)."""
+    body = payload(delivery)
+    alert = delivery.alert
+    if alert is None:
+        body["notification"] = {"title": "Shoplift test message", "body": body["message"], "url": body["url"],
+                                "tag": "test"}
+        return body
+    facts = body["alert"]
+    what = f"{event_label(alert.event_type)} at {facts['site']} / {facts['camera']}"
+    details = (f"Zone {facts['zone']}" if facts["zone"] else "Whole frame") + f" · score {alert.score:.2f}"
+    clip_ready = delivery.message == NotifyMessage.CLIP_READY
+    body["notification"] = {
+        "title": f"Clip ready: {what}" if clip_ready else what,
+        "body": f"{details} · open it to watch the clip" if clip_ready else details,
+        "url": facts["url"], "image": facts["snapshot_url"], "tag": f"alert-{alert.pk}",
+    }
+    return body
+
+
+def send_webpush(delivery: NotificationDelivery) -> None:
+    """Encrypt the payload for the device and POST it to its push service, signed with the VAPID key."""
+    import requests  # pywebpush's HTTP client
+    from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
+    from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
+
+    subscription = delivery.subscription
+    if subscription is None:
+        raise DeliveryGone("the device's push subscription was removed before this message was sent")
+    if not settings.VAPID_PRIVATE_KEY:
+        raise DeliveryError("Web Push is off: VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY are not set")
+    if not subscription.user.is_active or role_at_site(user=subscription.user, site_id=subscription.site_id) is None:
+        raise DeliveryGone(f"{subscription.user} no longer holds a role at {subscription.site}: not sent")
+    service = subscription.push_service  # the endpoint's path is a capability: never in a log or an error
+    data = json.dumps(webpush_payload(delivery), separators=(",", ":"))
+    try:
+        webpush({"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}},
+                data=data, vapid_private_key=Vapid.from_raw(settings.VAPID_PRIVATE_KEY.encode()),
+                vapid_claims={"sub": settings.VAPID_SUBJECT}, ttl=WEBPUSH_TTL_SECONDS,
+                timeout=settings.NOTIFY_TIMEOUT_SECONDS,
+                headers={"Urgency": "high" if delivery.message == NotifyMessage.ALERT else "normal"})
+    except WebPushException as exc:
+        code = exc.status_code
+        if code in (404, 410):
+            removed = push_endpoint_remove(endpoint=subscription.endpoint)
+            raise DeliveryGone(f"push service {service} answered HTTP {code}: the browser's subscription has ended; "
+                               f"{subscription} removed ({removed} subscription(s) of that device)") from None
+        raise DeliveryError(f"push service {service} answered HTTP {code}" if code else
+                            f"push to {service} failed: {exc.message}") from None
+    except requests.RequestException as exc:
+        path = urlsplit(subscription.endpoint).path
+        reason = str(exc).replace(path, "/...") if path not in ("", "/") else str(exc)
+        raise DeliveryError(f"push service {service} unreachable: {reason}") from None
+    except (VapidException, ValueError) as exc:
+        raise DeliveryError(f"push to {service} not signed or encrypted: {exc}") from None
+    WebPushSubscription.objects.filter(pk=subscription.pk).update(last_success_at=timezone.now())
+
+
 # --- the test command -------------------------------------------------------------------------------
 
-def notify_test(site: Site) -> list[tuple[NotificationTarget, DeliveryOutcome]]:
-    """Send a test message through every target of the site (and the environment's), now."""
+def notify_test(site: Site) -> list[tuple[str, DeliveryOutcome]]:
+    """Send a test message through every target and subscribed device of the site (and the
+    environment's targets), now. Returns each recipient's name with how it went."""
     results = []
-    for target in notify_targets(site):
-        delivery = NotificationDelivery.objects.create(target=target, alert=None, message=NotifyMessage.TEST)
+    recipients: list[Recipient] = [*notify_targets(site), *push_subscriptions_for(site)]
+    for recipient in recipients:
+        delivery = NotificationDelivery.objects.create(**_to(recipient), alert=None, message=NotifyMessage.TEST)
         outcome = delivery_send(delivery_id=delivery.pk)
         if outcome.status == DeliveryStatus.QUEUED:  # no retries for a test: say what went wrong now
             NotificationDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
-        results.append((target, outcome))
+        label = (f"{recipient.name} ({recipient.get_channel_display()})" if isinstance(recipient, NotificationTarget)
+                 else f"{recipient} (Web Push)")
+        results.append((label, outcome))
     return results

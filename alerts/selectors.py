@@ -112,6 +112,12 @@ def alert_latest_id_for(*, user: AnyUser, filters: AlertFilters = AlertFilters()
     return alert_list_for(user=user, filters=filters).order_by("-id").values_list("id", flat=True).first() or 0
 
 
+def alert_any_after(*, after_id: int) -> bool:
+    """Whether any alert at all was created after this id: the live poll's cheap first question
+    (a primary-key probe), before it asks which of them this user may see."""
+    return Alert.objects.filter(id__gt=after_id).exists()
+
+
 def alert_new_for(*, user: AnyUser, filters: AlertFilters, after_id: int) -> list[Alert]:
     """Alerts created since the list (or the last poll) was rendered, newest first."""
     return list(alert_list_for(user=user, filters=filters).filter(id__gt=after_id)[:POLL_LIMIT])

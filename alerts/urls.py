@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alerts import views
+from alerts import push, views
 
 app_name = "alerts"
 urlpatterns = [
@@ -14,4 +14,7 @@ urlpatterns = [
     path("alerts/<int:alert_id>/clip/event/", views.alert_clip, {"part": "event"}, name="event_clip"),
     path("alerts/<int:alert_id>/download/event/", views.alert_download, {"part": "event"}, name="event_download"),
     path("alerts/<int:alert_id>/thumbnail/", views.alert_thumbnail, name="thumbnail"),
+    path("notifications/", push.push_page, name="push"),
+    path("notifications/subscribe/", push.push_subscribe, name="push_subscribe"),
+    path("notifications/<int:subscription_id>/delete/", push.push_unsubscribe, name="push_unsubscribe"),
 ]

@@ -2,7 +2,8 @@
 
 Counters (use rate() for frames per second) and gauges per camera: packets in, frames sampled
 for detection, reconnects, ring bytes, dropped frames, inference latency, events and suppressed
-events. Nothing here runs in the frame loop.
+events; for the process, live pictures published and dropped (Redis down). Nothing here runs in
+the frame loop.
 """
 from __future__ import annotations
 
@@ -55,6 +56,13 @@ class SupervisorCollector:
         recording = GaugeMetricFamily("shoplift_clips_recording", "Clips whose window is still being recorded")
         recording.add_metric([], self.supervisor.recorder.recording)
         yield recording
+        live = self.supervisor.live
+        if live is not None:
+            published = CounterMetricFamily("shoplift_live_frames_published", "Live pictures written to Redis for the Cameras page")
+            published.add_metric([], live.stats.published)
+            dropped = CounterMetricFamily("shoplift_live_frames_dropped", "Live pictures dropped because Redis did not answer")
+            dropped.add_metric([], live.stats.dropped)
+            yield from (published, dropped)
 
 
 def serve_metrics(supervisor: Supervisor, *, port: int, addr: str = "127.0.0.1") -> CollectorRegistry:

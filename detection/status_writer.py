@@ -22,6 +22,7 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from alerts.notify import DeliveryError, camera_online_publish
 from detection.capture.stream import CameraStatus
 from detection.threads import BackgroundThread
 from shoplift.masking import mask_text
@@ -53,6 +54,7 @@ class Writer(BackgroundThread):
         self._status_lock = threading.Lock()
         self._wake_pending = False
         self._submitted = self._done = self._failed = self._dropped = self._statuses_written = 0
+        self._published_online: dict[int, bool] = {}  # each camera's state as last sent to MQTT
         self._last_drop_log = 0.0
 
     # --- any thread ----------------------------------------------------------------------------------
@@ -136,6 +138,19 @@ class Writer(BackgroundThread):
                     self._statuses.setdefault(camera_id, status)
             else:
                 self._statuses_written += 1
+                self._publish_online(status)
+
+    def _publish_online(self, status: CameraStatus) -> None:
+        """Tell MQTT subscribers (NOTIFY_MQTT_URL) when a camera goes online or offline: once at start,
+        then on each change. A broker that is down is logged and tried again at the next status."""
+        if self._published_online.get(status.camera_id) == status.online:
+            return
+        try:
+            camera_online_publish(camera_id=status.camera_id, online=status.online)
+        except DeliveryError as exc:
+            logger.warning("writer %s: camera state not published camera_id=%s: %s", self.name, status.camera_id, exc)
+            return
+        self._published_online[status.camera_id] = status.online
 
 
 def apply_status(status: CameraStatus) -> int:

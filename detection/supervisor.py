@@ -1,11 +1,12 @@
 """The detector supervisor: capture, inference, clip recording and sweeping for a set of cameras.
 
 `python manage.py run_detectors` is a thin command over `Supervisor.run()`. Start-up runs in a
-fixed order (load cameras, start captures, start inference, start the writer, recorder and
-spooler); the stop event (SIGTERM) ends the supervisor's loop, and `shutdown` then stops the
-stages in the order that loses nothing: captures and inference (whose last events end every open
-event), then the recorder (which finishes every clip window with what the rings hold), then the
-spooler (which stores those spools, within its flush time), then the status writer. Camera and zone changes are picked up every
+fixed order (load cameras, start captures, start inference, start the live picture publisher,
+start the writer, recorder and spooler); the stop event (SIGTERM) ends the supervisor's loop, and
+`shutdown` then stops the stages in the order that loses nothing: captures and inference (whose
+last events end every open event), the live picture publisher (fed by inference), then the
+recorder (which finishes every clip window with what the rings hold), then the spooler (which
+stores those spools, within its flush time), then the status writer. Camera and zone changes are picked up every
 DETECTOR_RELOAD_SECONDS without a restart. Cameras are split between processes and machines
 with a shard (camera id modulo the shard count); deduplication is atomic in the database, so
 overlapping supervisors still raise each alert once.
@@ -34,6 +35,7 @@ from detection.detectors.base import Detector, DetectorConfigError
 from detection.detectors.registry import create_configured_detector
 from detection.inference.events import CameraRules, RuleConfig, RuleEngine
 from detection.inference.loop import InferenceLoop
+from detection.live import LivePublisher
 from detection.recording.recorder import ClipRecorder
 from detection.recording.spooler import Spooler
 from detection.selectors import camera_rules_list
@@ -81,8 +83,12 @@ class Supervisor:
         self.rules: dict[int, CameraRules] = {}
         self.detectors: dict[str, Detector] = {}
         # Each stage has its own stop, so shutdown can end them one after the other.
-        self._stops = {stage: threading.Event() for stage in ("inference", "recorder", "spooler", "writer")}
+        self._stops = {stage: threading.Event() for stage in ("inference", "live", "recorder", "spooler", "writer")}
         self.writer = Writer(stop=self._stops["writer"], name="detectors")
+        live_seconds = float(settings.LIVE_FRAME_SECONDS)
+        self.live: LivePublisher | None = LivePublisher(
+            stop=self._stops["live"], redis_url=settings.REDIS_URL, interval=live_seconds,
+            width=int(settings.LIVE_FRAME_WIDTH)) if live_seconds > 0 else None
         self.spooler = Spooler(stop=self._stops["spooler"])
         self.recorder = ClipRecorder(stop=self._stops["recorder"], rings=self._ring, spooler=self.spooler)
         self.inference: InferenceLoop | None = None
@@ -107,7 +113,14 @@ class Supervisor:
     def start_inference(self) -> None:
         engine = RuleEngine(RuleConfig.from_settings(), self.rules)
         self.inference = InferenceLoop(engine=engine, detectors=self.detectors, streams=self.live_streams,
-                                       on_event=self.recorder.on_event, stop=self._stops["inference"]).start()
+                                       on_event=self.recorder.on_event, stop=self._stops["inference"],
+                                       on_frame=self.live.offer if self.live is not None else None).start()
+
+    def start_live(self) -> None:
+        """The Cameras page's live pictures, from the frames inference has just processed."""
+        if self.live is not None:
+            self.live.start()
+            logger.info("live pictures every %.1f s width=%s", self.live.interval, self.live.width)
 
     def start_writers(self) -> None:
         self.writer.start()
@@ -122,6 +135,7 @@ class Supervisor:
             self.load_cameras()
             self.start_captures()
             self.start_inference()
+            self.start_live()
             self.start_writers()
             next_reload = time.monotonic() + self.reload_seconds
             next_sweep = next_snapshots = time.monotonic()
@@ -227,8 +241,8 @@ class Supervisor:
 
     def shutdown(self) -> None:
         """Stop the stages in order, each once the one feeding it has ended: captures and inference,
-        then the recorder, then the spooler (up to its flush time), then the writer. A stage that
-        does not end in time is logged; the ones after it still get their turn."""
+        then the live picture publisher, the recorder, the spooler (up to its flush time), and the
+        writer. A stage that does not end in time is logged; the ones after it still get their turn."""
         self.stop.set()
         self._stops["inference"].set()
         for running in self.streams.values():
@@ -240,6 +254,9 @@ class Supervisor:
         if self.inference is not None and not self.inference.join(JOIN_SECONDS):
             logger.error("shutdown: the inference loop did not stop in %.0f s; its last events may be missing",
                          JOIN_SECONDS)
+        self._stops["live"].set()
+        if self.live is not None and not self.live.join(JOIN_SECONDS):
+            logger.warning("shutdown: the live picture publisher did not stop in %.0f s", JOIN_SECONDS)
         self._stops["recorder"].set()
         if not self.recorder.join(JOIN_SECONDS):
             logger.error("shutdown: the recorder did not finish its clip windows in %.0f s", JOIN_SECONDS)
@@ -251,8 +268,10 @@ class Supervisor:
             logger.warning("shutdown: the status writer did not drain in %.0f s", JOIN_SECONDS)
         for detector in self.detectors.values():
             detector.close()
-        logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s", len(self.streams),
-                    self.spooler.raised, self.spooler.suppressed, self.spooler.spooled)
+        live = self.live.stats if self.live is not None else None
+        logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s live_published=%s "
+                    "live_dropped=%s", len(self.streams), self.spooler.raised, self.spooler.suppressed,
+                    self.spooler.spooled, live.published if live else 0, live.dropped if live else 0)
         connection.close()  # this thread's; the supervisor may run in a thread of its own (tests)
 
 

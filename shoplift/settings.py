@@ -338,6 +338,16 @@ DETECTOR_RELOAD_SECONDS = _read("DETECTOR_RELOAD_SECONDS", _ranged(1.0, 300.0), 
 DETECTOR_METRICS_PORT = _read("DETECTOR_METRICS_PORT", int, 0,
                               "a TCP port for the detectors' Prometheus metrics (0 = off; process i of --processes uses port + i)")
 
+# Live camera wall: each camera's latest detection frame, people drawn, as JPEG in Redis (REDIS_URL)
+# about this often, for the Cameras page (detection/live.py writes it, cameras/live.py reads it).
+LIVE_FRAME_SECONDS = _read("LIVE_FRAME_SECONDS", _ranged(0.0, 60.0), 1.0,
+                           "seconds between a camera's live pictures, from 0 (off) to 60")
+if 0.0 < LIVE_FRAME_SECONDS < 0.2:
+    raise ImproperlyConfigured(f"LIVE_FRAME_SECONDS ({LIVE_FRAME_SECONDS}) must be 0 (off) or at least 0.2.")
+LIVE_FRAME_WIDTH = _read("LIVE_FRAME_WIDTH", _positive_int, 640, "pixels, the widest live picture, from 160 to 3840")
+if not 160 <= LIVE_FRAME_WIDTH <= 3840:
+    raise ImproperlyConfigured(f"LIVE_FRAME_WIDTH ({LIVE_FRAME_WIDTH}) must be from 160 to 3840 pixels.")
+
 # --- Clip jobs -----------------------------------------------------------------------------------
 CLIP_BUILD_MAX_ATTEMPTS = _read("CLIP_BUILD_MAX_ATTEMPTS", _positive_int, 5, "a positive integer")
 CLIP_RETRY_BACKOFF_SECONDS = _read("CLIP_RETRY_BACKOFF_SECONDS", _ranged(0.0, 3600.0), 10.0,
@@ -398,6 +408,85 @@ if EMAIL_URL:
 EMAIL_TIMEOUT = NOTIFY_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", str, "shoplift@localhost", "the sender address of alert e-mails")
 
+# --- Web Push (alerts/push.py, alerts/notify.py) -------------------------------------------------
+# The VAPID key pair identifies this server to the browsers' push services; `manage.py
+# generate_vapid_keys` prints one in this form. Both empty: Web Push is off.
+def _b64url(raw: str, size: int) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64url") from None
+    if len(data) != size:
+        raise ValueError(f"{len(data)} bytes, not {size}")
+    return data
+
+
+def _vapid_public_key(raw: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _b64url(raw, 65))  # a point on P-256
+    return raw.rstrip("=")
+
+
+def _vapid_private_key(raw: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec.derive_private_key(int.from_bytes(_b64url(raw, 32), "big"), ec.SECP256R1())  # in range for P-256
+    return raw.rstrip("=")
+
+
+def _vapid_subject(raw: str) -> str:
+    import re
+
+    # What push services accept (and py_vapid checks): a mailto: address, or an https:// origin without a path.
+    host = r"(localhost|[\w-]+(\.[\w-]+)+)"
+    if not re.fullmatch(rf"mailto:[^@\s/]+@{host}|https://{host}", raw, re.IGNORECASE):
+        raise ValueError("not a mailto: address or an https:// address without a path")
+    return raw
+
+
+def _read_secret(name: str, cast: Callable[[str], T], default: T, expects: str) -> T:
+    """_read for a secret: the message says what is wrong, never the value."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    try:
+        return cast(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is invalid: expected {expects} ({exc}); its value is not shown.") from None
+
+
+VAPID_PUBLIC_KEY = _read("VAPID_PUBLIC_KEY", _vapid_public_key, "", "the public key that `manage.py "
+                         "generate_vapid_keys` prints (base64url, 87 characters)")
+VAPID_PRIVATE_KEY = _read_secret("VAPID_PRIVATE_KEY", _vapid_private_key, "", "the private key that `manage.py "
+                                 "generate_vapid_keys` prints (base64url, 43 characters)")
+VAPID_SUBJECT = _read("VAPID_SUBJECT", _vapid_subject, "", "a contact for the push services, such as "
+                      "mailto:ops@example.com or https://cctv.example.com")
+if bool(VAPID_PUBLIC_KEY) != bool(VAPID_PRIVATE_KEY):
+    raise ImproperlyConfigured(f"{'VAPID_PRIVATE_KEY' if VAPID_PUBLIC_KEY else 'VAPID_PUBLIC_KEY'} is not set: set "
+                               "VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY together, both from one run of `manage.py "
+                               "generate_vapid_keys` (or neither, to turn Web Push off).")
+if VAPID_PRIVATE_KEY:
+    def _vapid_public_of(private: str) -> str:
+        import base64
+
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        key = ec.derive_private_key(int.from_bytes(_b64url(private, 32), "big"), ec.SECP256R1())
+        point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        return base64.urlsafe_b64encode(point).decode().rstrip("=")
+
+    if _vapid_public_of(VAPID_PRIVATE_KEY) != VAPID_PUBLIC_KEY:
+        raise ImproperlyConfigured("VAPID_PUBLIC_KEY is not the public key of VAPID_PRIVATE_KEY: set both from one run "
+                                   "of `manage.py generate_vapid_keys`.")
+    if not VAPID_SUBJECT:
+        raise ImproperlyConfigured("VAPID_SUBJECT is not set: expected a contact for the push services, such as "
+                                   "mailto:ops@example.com (required with the VAPID keys).")
+
 # --- Security ----------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -451,7 +540,7 @@ LOGIN_FAILURE_WINDOW_SECONDS = _read("LOGIN_FAILURE_WINDOW_SECONDS", _positive_i
 # Behind a reverse proxy every request comes from the proxy: take the client address it appends
 # to X-Forwarded-For instead (only turn on when such a proxy always sets the header).
 LOGIN_TRUST_X_FORWARDED_FOR = _read("LOGIN_TRUST_X_FORWARDED_FOR", _bool, False, "true or false")
-DASHBOARD_POLL_SECONDS = _read("DASHBOARD_POLL_SECONDS", _ranged(1.0, 300.0), 5.0, "seconds, from 1 to 300")
+DASHBOARD_POLL_SECONDS = _read("DASHBOARD_POLL_SECONDS", _ranged(0.2, 300.0), 0.5, "seconds, from 0.2 to 300")
 CSRF_COOKIE_HTTPONLY = True  # no script reads the token from the cookie; forms carry it
 
 # --- Detection rules and detectors (issue 4) ---------------------------------------------------

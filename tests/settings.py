@@ -30,6 +30,9 @@ if "CELERY_BROKER_URL" not in os.environ:
         _sock.bind(("127.0.0.1", 0))
         os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{_sock.getsockname()[1]}/0"
     CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
+# The live pictures' Redis (REDIS_URL) is the test run's too, in this process and in the detector
+# processes tests start, so no test writes to the machine's shared Redis.
+os.environ["REDIS_URL"] = REDIS_URL = os.environ["CELERY_BROKER_URL"]
 
 # Nothing cached survives from one test's data to the next; tests of a cache turn one on themselves.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

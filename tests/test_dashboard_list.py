@@ -269,3 +269,15 @@ def test_it_polls_in_a_few_queries_whatever_the_rows(world: World, django_assert
                                             "pending": ",".join(map(str, pending))}).json()
 
     assert data["new_html"].count("<tr") == 10 and len(data["updated"]) == 10
+
+
+def test_a_poll_with_nothing_new_is_one_query_past_the_login_and_renders_nothing(world: World,  # type: ignore[no-untyped-def]
+                                                                                 django_assert_num_queries) -> None:
+    client = _client(world, "viewer")
+    latest = Alert.objects.order_by("-pk").values_list("pk", flat=True).first()
+    client.get("/alerts/poll/", {"after": latest})  # warm: the session and user are loaded per request
+
+    with django_assert_num_queries(3):  # the session, the user, "any alert after this id?"
+        data = client.get("/alerts/poll/", {"after": latest}).json()
+
+    assert data == {"latest_id": latest, "new_html": "", "updated": {}}

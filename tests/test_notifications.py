@@ -215,7 +215,7 @@ def test_mqtt_subscribers_get_the_alert_on_the_shared_and_the_camera_topic(setti
     subscriber = mqtt.Client(CallbackAPIVersion.VERSION2)
     subscriber.on_message = lambda client, userdata, msg: received.append((msg.topic, json.loads(msg.payload)))
     subscriber.connect("127.0.0.1", 1883)
-    subscriber.subscribe("shoplift/#", qos=1)
+    subscriber.subscribe([("shoplift/alerts", 1), ("shoplift/+/+/alert", 1)])
     subscriber.loop_start()
     try:
         time.sleep(0.3)  # the subscription is in place
@@ -335,3 +335,50 @@ def test_a_target_with_a_bad_address_secret_or_filter_is_refused_with_what_to_en
     with pytest.raises(ValidationError) as refused:
         target.full_clean()
     assert message in " ".join(refused.value.message_dict[field])
+
+
+@pytest.mark.django_db(transaction=True)  # the writer thread has its own connection
+def test_the_status_writer_publishes_each_cameras_online_state_retained_once_per_change(settings) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from detection.capture.stream import CameraStatus
+    from detection.status_writer import Writer
+
+    def subscribe(topic: str, into: list[tuple[bytes, bool]]) -> Any:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.on_message = lambda c, userdata, msg: into.append((msg.payload, msg.retain))
+        client.connect("127.0.0.1", 1883)
+        client.subscribe(topic, qos=1)
+        client.loop_start()
+        time.sleep(0.3)  # the subscription is in place
+        return client
+
+    settings.NOTIFY_MQTT_URL = "mqtt://127.0.0.1:1883"
+    camera = make_camera(make_site(f"Store {free_port()}"), "Door")
+    topic = f"shoplift/{camera.site.name.lower().replace(' ', '-')}/door/online"
+    live: list[tuple[bytes, bool]] = []
+    early = subscribe(topic, live)
+    stop = threading.Event()
+    writer = Writer(stop=stop, name="test").start()
+    try:
+        for online in (True, True, False):
+            writer.submit_status(CameraStatus(camera_id=camera.pk, online=online, last_error="", last_frame_at=None))
+            time.sleep(0.5)  # each is written before the next (the writer keeps only a camera's latest)
+        wait_until(lambda: len(live) >= 2, 10, message="the state changes")
+        time.sleep(0.3)
+        # A subscriber that connects afterwards learns the state at once: the message is retained.
+        late: list[tuple[bytes, bool]] = []
+        later = subscribe(topic, late)
+        wait_until(lambda: late, 10, message="the retained state")
+        later.loop_stop()
+        later.disconnect()
+    finally:
+        stop.set()
+        assert writer.join(5)
+        early.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)  # leave the broker as it was
+        early.loop_stop()
+        early.disconnect()
+    # The repeated "online" is not sent again (b"" is this test clearing the retained message).
+    assert [payload for payload, _ in live if payload] == [b"online", b"offline"]
+    assert late == [(b"offline", True)]

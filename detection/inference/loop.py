@@ -1,7 +1,8 @@
 """The inference loop: the latest frame of every camera, batched per detector, through the rules.
 
 One thread per detector process. It never touches the database and never waits on anything but
-its cameras' frame slots; events go to the clip recorder's queue.
+its cameras' frame slots; events go to the clip recorder's queue, and each processed frame, with
+the people its detector tracks, to the live picture publisher's latest-frame slot (detection.live).
 """
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from dataclasses import dataclass, field
 from detection.capture.stream import CameraStream, SampledFrame
 from detection.detectors.base import Detector, detect_batch
 from detection.inference.events import CameraRules, Event, EventPhase, RuleEngine
+from detection.live import LivePerson, live_people
 from detection.threads import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
 IDLE_SLEEP_SECONDS = 0.01
 EXPIRE_EVERY_SECONDS = 1.0
+
+FrameListener = Callable[[SampledFrame, tuple[LivePerson, ...]], None]
 
 
 @dataclass
@@ -43,11 +47,12 @@ class InferenceLoop(BackgroundThread):
 
     def __init__(self, *, engine: RuleEngine, detectors: Mapping[str, Detector],
                  streams: Callable[[], Mapping[int, CameraStream]], on_event: Callable[[Event], None],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, on_frame: FrameListener | None = None) -> None:
         self.engine = engine
         self.detectors = dict(detectors)
         self._streams = streams
         self._on_event = on_event
+        self._on_frame = on_frame  # must return at once (a slot write): it runs in this loop
         self.stop = stop
         self.stats = InferenceStats()
         self._lock = threading.Lock()  # guards engine rule swaps against the loop
@@ -90,6 +95,7 @@ class InferenceLoop(BackgroundThread):
         if not by_detector:
             return False
         started = time.perf_counter()
+        seen: list[tuple[SampledFrame, tuple[LivePerson, ...]]] = []
         with self._lock:
             for name, frames in by_detector.items():
                 detector = self.detectors.get(name)
@@ -108,6 +114,13 @@ class InferenceLoop(BackgroundThread):
                         if event.phase is EventPhase.STARTED:
                             stats.events += 1
                         self._on_event(event)
+                    if self._on_frame is not None:
+                        # Copied here, in the thread that owns the tracks, before the next batch moves them.
+                        seen.append((frame, live_people(detector, frame.camera_id)))
+        listener = self._on_frame
+        if listener is not None:
+            for frame, people in seen:  # after every event of the batch is on its way
+                listener(frame, people)
         self.stats.batches += 1
         self.stats.batch_seconds += time.perf_counter() - started
         return True

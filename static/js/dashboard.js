@@ -5,14 +5,15 @@
 
   // Poll fn every `seconds`, waiting for each call to finish; slower while the tab is hidden.
   function every(seconds, fn) {
-    var delay = Math.max(1, seconds) * 1000;
+    var delay = Math.max(0.2, seconds) * 1000;
     function tick() {
       Promise.resolve()
         .then(fn)
         .then(function (keepGoing) { if (keepGoing !== false) schedule(); },
               function () { schedule(); });
     }
-    function schedule() { setTimeout(tick, document.hidden ? delay * 4 : delay); }
+    // A hidden tab keeps polling (its desktop notifications are the point), at most once a second.
+    function schedule() { setTimeout(tick, document.hidden ? Math.max(delay, 1000) : delay); }
     schedule();
   }
 
@@ -45,6 +46,50 @@
     window.location.href = row.getAttribute("data-href");
   });
 
+  // Sound and desktop notifications for new alerts, while the list is open (the choice is kept per
+  // browser). Web Push reaches a device with no page open; this needs no subscription.
+  var alertButton = document.querySelector("[data-alert-me]");
+  var alertsOn = false;
+  function showAlertButton() {
+    if (!alertButton) { return; }
+    alertButton.setAttribute("aria-pressed", String(alertsOn));
+    alertButton.textContent = "Sound & desktop alerts: " + (alertsOn ? "on" : "off");
+  }
+  if (alertButton) {
+    try { alertsOn = window.localStorage.getItem("shoplift.alertMe") === "on"; } catch (e) { alertsOn = false; }
+    showAlertButton();
+    alertButton.addEventListener("click", function () {
+      alertsOn = !alertsOn;
+      try { window.localStorage.setItem("shoplift.alertMe", alertsOn ? "on" : "off"); } catch (e) { /* private mode */ }
+      if (alertsOn && window.Notification && Notification.permission === "default") { Notification.requestPermission(); }
+      if (alertsOn) { beep(); }  // also unlocks audio: browsers allow sound after a click
+      showAlertButton();
+    });
+  }
+  var audio = null;
+  function beep() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) { return; }
+    audio = audio || new Ctx();
+    var osc = audio.createOscillator(), gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.4);
+  }
+  function alertMe(rows) {
+    if (!alertsOn) { return; }
+    beep();
+    if (!window.Notification || Notification.permission !== "granted") { return; }
+    rows.forEach(function (tr) {
+      var note = new Notification("New alert", { body: tr.dataset.summary || "", tag: "alert-" + tr.dataset.id });
+      note.onclick = function () { window.focus(); window.location.href = tr.dataset.href; };
+    });
+  }
+
   // Alert list: new rows on top, pending rows refreshed.
   var tbody = document.querySelector("tbody[data-poll-url]");
   if (tbody) {
@@ -74,6 +119,7 @@
           var empty = document.querySelector("[data-empty]");
           if (empty) { empty.remove(); }
           if (document.hidden) { unseen += rows.length; document.title = "(" + unseen + ") " + baseTitle; }
+          alertMe(rows);
         }
         tbody.dataset.latestId = String(data.latest_id);
       }, function () { setLive(false); });

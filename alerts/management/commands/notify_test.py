@@ -11,7 +11,7 @@ from cameras.models import Site
 
 
 class Command(BaseCommand):
-    help = "Send a test message through every notification target of a site (and the environment's) and say how each went."
+    help = "Send a test message through every notification target and subscribed device of a site (and the environment's targets) and say how each went."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--site", required=True, help="Site name.")
@@ -24,12 +24,13 @@ class Command(BaseCommand):
         results = notify_test(site)
         if not results:
             raise CommandError(f"Site '{site.name}' has no notification targets: add them in the admin (Alerts > "
-                               "Notification targets), or set NOTIFY_WEBHOOK_URL or NOTIFY_MQTT_URL.")
+                               "Notification targets), set NOTIFY_WEBHOOK_URL or NOTIFY_MQTT_URL, or subscribe a "
+                               "device on the dashboard's Notifications page.")
         failed = 0
-        for target, outcome in results:
+        for recipient, outcome in results:
             ok = outcome.status == DeliveryStatus.SENT
             failed += not ok
-            line = f"{target.name} ({target.get_channel_display()}): {'sent' if ok else 'FAILED: ' + outcome.detail}"
+            line = f"{recipient}: {'sent' if ok else 'FAILED: ' + outcome.detail}"
             self.stdout.write(self.style.SUCCESS(line) if ok else self.style.ERROR(line))
         if failed:
             raise CommandError(f"{failed} of {len(results)} deliveries failed.")
