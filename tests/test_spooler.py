@@ -116,3 +116,44 @@ def test_at_shutdown_it_names_the_alerts_it_could_not_finish(clip_settings, monk
 
     assert spooler.left_at_stop == ["close alert=41 camera=Aisle 3", "close alert=42 camera=Aisle 3"]
     assert any("2 clip jobs not finished" in r.getMessage() and "alert=42" in r.getMessage() for r in caplog.records)
+
+
+def test_a_database_outage_during_storage_retries_loses_no_job(clip_settings, monkeypatch):  # noqa: F811
+    """Two spools wait to retry a refused write; the database then goes down while they retry:
+    neither is lost, and both are attached once it is back."""
+    real_spooled, real_write = spooler_module.alert_clip_spooled, Spooler._write
+    state = {"disk": "full", "database": "up"}
+
+    def write(self, alert_id, *args):
+        if state["disk"] == "full":
+            raise OSError(28, "No space left on device")
+        return real_write(self, alert_id, *args)
+
+    def spooled(**kwargs):
+        if state["database"] == "down":
+            raise OperationalError("the database system is shutting down")
+        return real_spooled(**kwargs)
+
+    monkeypatch.setattr(Spooler, "_write", write)
+    monkeypatch.setattr(spooler_module, "alert_clip_spooled", spooled)
+    monkeypatch.setattr(spooler_module, "SPOOL_RETRY_SECONDS", 60.0)
+    camera = make_camera(make_site("Main St"), "Aisle 3")
+    stop = threading.Event()
+    spooler = Spooler(stop=stop, flush_seconds=1.0).start()
+    try:
+        recordings = [recording_for(camera, start=time.time() + 400 * n) for n in range(2)]
+        for recording in recordings:
+            spooler.raise_alert(recording)
+            spooler.spool(recording, snapshot(recording.event.clip_start), "")
+        wait_until(lambda: len(spooler._retrying) == 2, 10, message="both writes kept for a retry")
+        state.update(disk="free", database="down")
+        for item in spooler._retrying:
+            item.due = 0.0
+        time.sleep(1.5)
+        state["database"] = "up"
+        wait_until(lambda: Alert.objects.filter(camera=camera, clip_status=ClipStatus.QUEUED).count() == 2, 20,
+                   message="both spools attached once the database is back")
+    finally:
+        stop.set()
+        assert spooler.join(10)
+    assert spooler.failed == 0 and spooler.spooled == 2

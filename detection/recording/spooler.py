@@ -142,10 +142,14 @@ class Spooler(BackgroundThread):
                 job = None
         if job is not None:
             self._attempt(job)
+            if self._head is not None:
+                return  # the database is down: nothing else can go through before that job
         now = time.monotonic()
         for spool in [s for s in self._retrying if s.due <= now]:
             self._retrying.remove(spool)
             self._attempt(_Job(f"spool {spool.part}", spool.recording, partial(self._store, spool)))
+            if self._head is not None:
+                return  # that one is now the job at the head, kept for the database
 
     def _attempt(self, job: _Job) -> None:
         try:
@@ -158,7 +162,10 @@ class Spooler(BackgroundThread):
                            job.label, job.recording.alert_id, job.recording.event.camera_name, delay,
                            self._database_failures, exc)
             connection.close()  # a fresh connection on the next try
-            self.stop.wait(delay) if not self.stop.is_set() else time.sleep(min(delay, 1.0))
+            if self.stop.is_set():  # flushing at shutdown: the deadline bounds the waiting
+                time.sleep(min(delay, 1.0))
+            else:
+                self.stop.wait(delay)
             return
         except Exception:  # loop top: one bad job must not stop the others
             self.failed += 1
