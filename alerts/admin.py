@@ -1,6 +1,7 @@
 """Admin for alerts and the access log. Evidence fields are read-only; the access log is read-only whole."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,11 +25,13 @@ from alerts.models import (
 )
 from cameras.admin import SiteScopedAdmin, managed_sites
 
+logger = logging.getLogger("shoplift.retention")
+
 EVIDENCE_FIELDS = (
     "camera", "zone", "zone_name", "event_type", "score", "event_start", "event_end", "detected_at",
     "clip_start", "clip_end", "clip_file", "thumbnail_file", "clip_sha256", "clip_size", "clip_duration", "clip_build_seconds",
     "clip_status", "clip_error", "clip_warning", "clip_attempts", "clip_status_changed_at", "spool_name", "clip_task_id",
-    "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at",
+    "suppressed_count", "last_suppressed_at", "reviewed_by", "reviewed_at", "clip_deleted_at", "clip_deleted_reason",
 )
 
 
@@ -61,12 +64,13 @@ class AlertAdmin(SiteScopedAdmin[Alert]):
     allow_add = False  # alerts come from the detectors only
     list_display = ("id", "detected_at", "camera", "zone_name", "event_type", "score", "clip_status",
                     "review_status", "suppressed_count")
-    list_filter = ("clip_status", "review_status", "event_type", ("camera__site", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("clip_status", "review_status", "legal_hold", "event_type",
+                   ("camera__site", admin.RelatedOnlyFieldListFilter))
     search_fields = ("camera__name", "zone_name", "event_type", "clip_sha256")
     date_hierarchy = "detected_at"
     list_select_related = ("camera", "camera__site")
     readonly_fields = EVIDENCE_FIELDS
-    fields = EVIDENCE_FIELDS + ("review_status", "review_note")
+    fields = EVIDENCE_FIELDS + ("review_status", "review_note", "legal_hold")  # a site's managers only (SiteScopedAdmin)
     actions = ("retry_clip_build",)
     inlines = (EventClipInline,)
 
@@ -91,6 +95,23 @@ class AlertAdmin(SiteScopedAdmin[Alert]):
         return (format_html('<a href="{}">{}</a>', reverse("alerts:thumbnail", args=[obj.pk]), obj.thumbnail.name)
                 if obj.thumbnail else None)
 
+    # The police export's public key (README "Police export"): added by these two methods, not in the
+    # field tuples above, so it shows on every alert whatever else the form holds.
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "evidence_public_key")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_fields(request, obj), "evidence_public_key")
+
+    @admin.display(description="export signing key")
+    def evidence_public_key(self, obj: Alert) -> str:
+        from alerts.export import public_key_fingerprint, public_key_pem
+
+        pem = public_key_pem()
+        if not pem:
+            return "Not set: police exports are unsigned (set EVIDENCE_SIGNING_KEY)."
+        return format_html("<pre>{}</pre>SHA-256 fingerprint {}", pem, public_key_fingerprint(pem))
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Evidence is deleted by a superuser only (e.g. under a retention policy), never by site staff.
         return bool(request.user.is_active and request.user.is_superuser)
@@ -101,6 +122,9 @@ class AlertAdmin(SiteScopedAdmin[Alert]):
             obj.reviewed_by = request.user
             obj.reviewed_at = timezone.now()
         super().save_model(request, obj, form, change)
+        if "legal_hold" in form.changed_data:
+            logger.warning("legal hold %s alert=%s by=%s", "set" if obj.legal_hold else "released", obj.pk,
+                           request.user.get_username())
 
 
 @admin.register(ClipAccess)

@@ -87,6 +87,13 @@ class Alert(ClipFields):
     suppressed_count = models.PositiveIntegerField(default=0, help_text="Repeats ignored inside the dedup window.")
     last_suppressed_at = models.DateTimeField(null=True, blank=True)
 
+    # Retention (alerts.retention): a held alert's files are never deleted; a deleted clip leaves its
+    # row, with clip_sha256 and clip_size, as the record of what was there.
+    legal_hold = models.BooleanField(default=False, help_text="Keep this alert's clips whatever the retention "
+                                     "policy, e.g. for a police or insurance request.")
+    clip_deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    clip_deleted_reason = models.CharField(max_length=200, blank=True, editable=False)
+
     class Meta:
         ordering = ["-detected_at", "-id"]
         indexes = [
@@ -98,6 +105,20 @@ class Alert(ClipFields):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.event_type} on {self.camera} at {self.detected_at:%Y-%m-%d %H:%M:%S}"
+
+
+def alert_held_q() -> Q:
+    """The alerts whose clips retention must keep: a manager's legal hold, or a confirmed review
+    (CLIP_RETENTION_HOLD_CONFIRMED). The one definition of a hold: a later cause (an open case)
+    joins it here."""
+    held = Q(legal_hold=True)
+    if settings.CLIP_RETENTION_HOLD_CONFIRMED:
+        held |= Q(review_status=ReviewStatus.CONFIRMED)
+    return held
+
+
+def alerts_held() -> models.QuerySet[Alert]:
+    return Alert.objects.filter(alert_held_q())
 
 
 class EventClip(ClipFields):
@@ -117,6 +138,7 @@ class EventClip(ClipFields):
 class AccessAction(models.TextChoices):
     VIEW = "view", "Viewed"
     DOWNLOAD = "download", "Downloaded"
+    EXPORT = "export", "Exported"
 
 
 class ClipAccess(models.Model):

@@ -13,6 +13,7 @@ from alerts.clip_jobs import clip_job_run
 from alerts.emitter import alerts_sweep
 from alerts.metrics import serve_if_configured
 from alerts.notify import delivery_send
+from alerts.retention import retention_apply
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +60,10 @@ def deliver_notification(self: Task[[int], str], delivery_id: int) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)  # bounded by NOTIFY_MAX_ATTEMPTS
     return outcome.status
+
+
+# Longer than the default limits: a first run over a long backlog may take minutes. A run cut short
+# loses nothing (each alert is its own transaction); the next one goes on from there.
+@shared_task(acks_late=True, soft_time_limit=900, time_limit=960)
+def apply_retention() -> str:
+    return retention_apply().summary()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alerts import push, views
+from alerts import export_views, push, views
 
 app_name = "alerts"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("alerts/<int:alert_id>/clip/event/", views.alert_clip, {"part": "event"}, name="event_clip"),
     path("alerts/<int:alert_id>/download/event/", views.alert_download, {"part": "event"}, name="event_download"),
     path("alerts/<int:alert_id>/thumbnail/", views.alert_thumbnail, name="thumbnail"),
+    path("alerts/<int:alert_id>/export/", export_views.alert_export, name="export"),
     path("notifications/", push.push_page, name="push"),
     path("notifications/subscribe/", push.push_subscribe, name="push_subscribe"),
     path("notifications/<int:subscription_id>/delete/", push.push_unsubscribe, name="push_unsubscribe"),

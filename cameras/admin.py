@@ -195,7 +195,12 @@ class SiteAdmin(SiteScopedAdmin[Site]):
     search_fields = ("name",)
     inlines = [SiteMembershipInline]
 
-    # Managers may edit their own site (its time zone); creating and deleting sites is the superuser's call.
+    # Managers may edit their own site (its time zone); creating and deleting sites, and how long their
+    # evidence is kept, is the superuser's call.
+    def get_readonly_fields(self, request: HttpRequest, obj: Site | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, "retention_days")
+
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
 

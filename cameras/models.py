@@ -50,6 +50,10 @@ class Site(models.Model):
     name = models.CharField(max_length=100, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone],
                                  help_text="IANA name, e.g. Europe/London. Alert times are shown in it.")
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Days evidence clips are kept (held alerts' are kept until released); empty uses the "
+                  "deployment's CLIP_RETENTION_DAYS.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -57,6 +61,10 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def clip_retention_days(self) -> int:
+        return int(self.retention_days or settings.CLIP_RETENTION_DAYS)
 
 
 class Camera(models.Model):

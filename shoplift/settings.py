@@ -357,8 +357,24 @@ CLIP_QUEUE_STALE_SECONDS = _read("CLIP_QUEUE_STALE_SECONDS", _ranged(1.0), 60.0,
 WORKER_METRICS_PORT = _read("WORKER_METRICS_PORT", int, 0,
                             "a TCP port for the clip worker's Prometheus metrics (0 = off)")
 CLIP_SWEEP_INTERVAL_SECONDS = _read("CLIP_SWEEP_INTERVAL_SECONDS", _ranged(1.0), 30.0, "seconds between sweeps")
+
+# --- Retention (alerts/retention.py) -------------------------------------------------------------
+CLIP_RETENTION_DAYS = _read("CLIP_RETENTION_DAYS", _positive_int, 31,
+                            "days clips are kept, a positive integer (a site's own setting overrides it)")
+CLIP_RETENTION_HOLD_CONFIRMED = _read("CLIP_RETENTION_HOLD_CONFIRMED", _bool, True,
+                                      "true or false: confirmed alerts' clips are held, like a legal hold")
+CLIP_STORAGE_MIN_FREE_BYTES = _read("CLIP_STORAGE_MIN_FREE_BYTES", int, 0,
+                                    "bytes kept free on the clips folder, 0 or more")
+if CLIP_STORAGE_MIN_FREE_BYTES < 0:
+    raise ImproperlyConfigured(f"CLIP_STORAGE_MIN_FREE_BYTES ({CLIP_STORAGE_MIN_FREE_BYTES}) must be 0 or more.")
+CLIP_STORAGE_MIN_FREE_PERCENT = _read("CLIP_STORAGE_MIN_FREE_PERCENT", _ranged(0.0, 90.0), 5.0,
+                                      "the percentage of the clips folder's disk kept free, from 0 to 90")
+CLIP_RETENTION_INTERVAL_SECONDS = _read("CLIP_RETENTION_INTERVAL_SECONDS", _ranged(60.0), 3600.0,
+                                        "seconds between retention runs, at least 60")
+
 CELERY_BEAT_SCHEDULE = {
     "sweep-clip-jobs": {"task": "alerts.tasks.sweep_clip_jobs", "schedule": CLIP_SWEEP_INTERVAL_SECONDS},
+    "apply-retention": {"task": "alerts.tasks.apply_retention", "schedule": CLIP_RETENTION_INTERVAL_SECONDS},
 }
 
 # --- Notifications (alerts/notify.py) -------------------------------------------------------------
@@ -486,6 +502,26 @@ if VAPID_PRIVATE_KEY:
     if not VAPID_SUBJECT:
         raise ImproperlyConfigured("VAPID_SUBJECT is not set: expected a contact for the push services, such as "
                                    "mailto:ops@example.com (required with the VAPID keys).")
+
+# --- Police export (alerts/export.py) --------------------------------------------------------------
+# The Ed25519 private key that signs each export's manifest: base64 of its 32 raw bytes, as
+# `manage.py generate_signing_key` prints it. Empty: exports are made but marked unsigned.
+def _ed25519_private_key(raw: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+    if len(data) != 32:
+        raise ValueError(f"{len(data)} bytes, not 32")
+    return raw
+
+
+EVIDENCE_SIGNING_KEY = _read_secret("EVIDENCE_SIGNING_KEY", _ed25519_private_key, "",
+                                    "an Ed25519 private key as base64 of its 32 bytes, as `manage.py "
+                                    "generate_signing_key` prints it")
 
 # --- Security ----------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG
