@@ -108,12 +108,7 @@ def _transcode_h264(source: av.container.InputContainer, out: Path) -> None:
     """Decode and re-encode to H.264 (libx264). Only for codecs browsers can't play: it costs seconds of CPU."""
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as target:
         in_stream = source.streams.video[0]
-        rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
-        out_stream = target.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": "23"})
-        out_stream.width = in_stream.codec_context.width
-        out_stream.height = in_stream.codec_context.height
-        out_stream.pix_fmt = "yuv420p"
-        out_stream.codec_context.time_base = TRANSCODE_TIME_BASE
+        rate, out_stream = h264_output(target, in_stream, crf=23)
         origin: float | None = None
         last_pts = -1
         count = 0
@@ -135,6 +130,19 @@ def _transcode_h264(source: av.container.InputContainer, out: Path) -> None:
             raise ClipError(f"the spool file is corrupt after {count} frames ({exc})") from exc
         if count == 0:
             raise ClipError("the spool file holds no decodable frames")
+
+
+def h264_output(target: av.container.OutputContainer, like: av.video.stream.VideoStream, *,
+                crf: int) -> tuple[Fraction, av.video.stream.VideoStream]:
+    """An H.264 (libx264, yuv420p) stream in `target` of the size and rate of `like`, with the 90 kHz
+    time base its frames are stamped in. Returns (frame rate, stream)."""
+    rate = like.average_rate or like.guessed_rate or Fraction(25)
+    stream = target.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": str(crf)})
+    stream.width = like.codec_context.width
+    stream.height = like.codec_context.height
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = TRANSCODE_TIME_BASE
+    return Fraction(rate), stream
 
 
 def clip_verify(path: Path) -> tuple[int, float]:

@@ -19,7 +19,6 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,7 +35,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.html import escape
 
-from alerts.clip_build import TRANSCODE_TIME_BASE, file_sha256
+from alerts.clip_build import TRANSCODE_TIME_BASE, file_sha256, h264_output
 from alerts.models import AccessAction, Alert, ClipAccess, ClipFields, ClipPart, ClipStatus, EventClip, clip_storage
 from alerts.services import clip_access_record
 
@@ -173,12 +172,7 @@ def working_copy(*, master: Path, out: Path, alert: Alert, clip_start: datetime)
     with av.open(str(master)) as source, av.open(str(out), "w", format="mp4",
                                                  options={"movflags": "+faststart"}) as target:
         in_stream = source.streams.video[0]
-        rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
-        out_stream = target.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": "20"})
-        out_stream.width = in_stream.codec_context.width
-        out_stream.height = in_stream.codec_context.height
-        out_stream.pix_fmt = "yuv420p"
-        out_stream.codec_context.time_base = TRANSCODE_TIME_BASE
+        rate, out_stream = h264_output(target, in_stream, crf=20)
         last_pts, count = -1, 0
         try:
             for frame in source.decode(in_stream):

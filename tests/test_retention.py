@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,7 +27,7 @@ from alerts.retention import retention_apply
 from alerts.tasks import apply_retention
 from cameras.models import Camera, Role
 from shoplift.settings import clips_s3_storage
-from tests.support.clips import SampleClip, attach_clip
+from tests.support.clips import SampleClip, attach_clip, small_clip_disk
 from tests.support.factories import make_alert, make_camera, make_site, make_user
 from tests.support.rtsp import free_port
 
@@ -138,18 +137,8 @@ def test_it_honours_each_sites_days(clip_settings: Path, test_clip: SampleClip) 
 @pytest.fixture
 def small_disk(tmp_path: Path, settings: Settings) -> Iterator[Path]:
     """A 4 MiB tmpfs as the clips folder: a disk that really fills up."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
-                            text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    settings.STORAGES = {**settings.STORAGES, "clips": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                                                        "OPTIONS": {"location": mount, "base_url": None}}}
-    try:
+    with small_clip_disk(tmp_path / "small-disk", settings, size_bytes=4 * 1024 * 1024) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_it_deletes_the_oldest_unheld_clips_until_the_disk_has_its_headroom(

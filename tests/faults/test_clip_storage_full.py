@@ -2,7 +2,6 @@
 alert fails with the reason and keeps its spool; once space is freed, the admin's retry builds it."""
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tests.faults.conftest import (
     max_attempts,
     queued_alert_with_spool,
 )
+from tests.support.clips import small_clip_disk
 from tests.support.processes import start_worker
 from tests.support.rtsp import make_video, wait_until
 
@@ -29,18 +29,8 @@ DISK_BYTES = 2 * 1024 * 1024
 @pytest.fixture
 def small_disk(tmp_path: Path, settings) -> Iterator[Path]:
     """A 2 MiB tmpfs mounted as the clips storage folder (of this process and the workers it starts)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0750", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    settings.STORAGES = {**settings.STORAGES, "clips": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                                                        "OPTIONS": {"location": mount, "base_url": None}}}
-    try:
+    with small_clip_disk(tmp_path / "small-disk", settings, size_bytes=DISK_BYTES) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=False)
 
 
 def fill(disk: Path) -> Path:

@@ -6,7 +6,9 @@ builder writes, so a browser can play and seek it.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -23,6 +25,7 @@ from pytest_django.fixtures import Settings
 from alerts.models import Alert, ClipStatus, clip_storage
 from cameras.models import Camera, Role, Site, Zone
 from tests.support.factories import make_alert, make_camera, make_site, make_user, make_zone
+from tests.support.requirements import require
 
 CLIP_SECONDS = 6
 CLIP_FPS = 25
@@ -142,3 +145,19 @@ def world(db: None, clip_settings: Path, fast_passwords: None, test_clip: Sample
         "superuser": make_user("root", superuser=True),
     }
     return World(site_a, site_b, camera_a, camera_b, zone_a, alert_a, alert_b, users)
+
+
+@contextmanager
+def small_clip_disk(where: Path, settings: Settings, *, size_bytes: int) -> Iterator[Path]:
+    """A tmpfs of `size_bytes` mounted at `where` and made the clips storage folder (of this process
+    and of the workers it starts): a disk that really fills up, with a real ENOSPC. Needs root."""
+    where.mkdir(exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0750", "tmpfs", str(where)],
+                            capture_output=True, text=True)
+    require(result.returncode == 0, f"mounting a tmpfs ({result.stderr.strip()})", "run the tests as root")
+    settings.STORAGES = {**settings.STORAGES, "clips": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                                        "OPTIONS": {"location": where, "base_url": None}}}
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=False)
