@@ -150,11 +150,6 @@ class NotificationTargetAdmin(SiteScopedAdmin[NotificationTarget]):
     list_filter = ("channel", "enabled", ("site", admin.RelatedOnlyFieldListFilter))
     fields = ("site", "name", "channel", "address", "secret", "event_types", "min_score", "enabled")
 
-    def _manages(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is not None and obj.site_id is None:
-            return bool(request.user.is_active and request.user.is_superuser)
-        return super()._manages(request, obj)
-
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         if not request.user.is_superuser and "site" in form.base_fields:
@@ -184,16 +179,9 @@ class NotificationDeliveryAdmin(SiteScopedAdmin[NotificationDelivery]):
         sites = managed_sites(request)
         return qs.filter(Q(target__site__in=sites) | Q(subscription__site__in=sites))
 
-    def _site_id_of(self, obj: Model) -> int:
+    def _site_id_of(self, obj: Model) -> int | None:
         assert isinstance(obj, NotificationDelivery)
-        site_id = obj.target.site_id if obj.target else obj.subscription.site_id if obj.subscription else None
-        assert site_id is not None  # _manages leaves the rows without a site to superusers
-        return site_id
-
-    def _manages(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is not None and (obj.target.site_id is None if obj.target else obj.subscription is None):
-            return bool(request.user.is_active and request.user.is_superuser)
-        return super()._manages(request, obj)
+        return obj.target.site_id if obj.target else obj.subscription.site_id if obj.subscription else None
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

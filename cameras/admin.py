@@ -52,15 +52,23 @@ class SiteScopedAdmin(admin.ModelAdmin[M]):
             return False
         return super().lookup_allowed(lookup, value, request)
 
-    def _site_id_of(self, obj: Model) -> int:
+    def _site_id_of(self, obj: Model) -> int | None:
+        """The object's site, or None for an object of no site (one the environment configures)."""
         target: Any = obj
         if self.site_path != "pk":  # the Site admin: the object is the site
             for part in self.site_path.split("__"):
                 target = getattr(target, part)
+                if target is None:
+                    return None
         return int(target.pk)
 
     def _manages(self, request: HttpRequest, obj: Model | None) -> bool:
-        return user_manages(request, None if obj is None else self._site_id_of(obj))
+        if obj is None:
+            return user_manages(request, None)
+        site_id = self._site_id_of(obj)
+        if site_id is None:  # serves every site: only a superuser may see or change it
+            return bool(request.user.is_active and request.user.is_superuser)
+        return user_manages(request, site_id)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[M]:
         qs = super().get_queryset(request)
