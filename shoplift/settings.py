@@ -192,15 +192,24 @@ def _bucket(raw: str) -> str:
     return raw
 
 
-def _http_url(raw: str) -> str:
+def _web_url(raw: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(raw)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError("not an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _http_url(raw: str) -> str:
+    """An S3 endpoint: a web URL without credentials (they have settings of their own)."""
+    from urllib.parse import urlsplit
+
+    url = _web_url(raw)
+    parts = urlsplit(url)
     if parts.username or parts.password:
         raise ValueError("credentials belong in CLIP_S3_ACCESS_KEY_ID and CLIP_S3_SECRET_ACCESS_KEY, not in the URL")
-    return raw.rstrip("/")
+    return url
 
 
 def _key_prefix(raw: str) -> str:
@@ -378,15 +387,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Notifications (alerts/notify.py) -------------------------------------------------------------
-def _web_url(raw: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(raw)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError("not an http:// or https:// URL")
-    return raw.rstrip("/")
-
-
 def _mqtt_url(raw: str) -> str:
     from urllib.parse import urlsplit
 
