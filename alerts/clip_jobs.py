@@ -69,6 +69,14 @@ def clip_storage_name(alert: Alert, part: str = ClipPart.FIRST) -> str:
     return f"clips/{site}/{cam}/{local:%Y/%m/%d}/{alert.pk}{suffix}.mp4"
 
 
+def download_filename(alert: Alert, part: str = ClipPart.FIRST) -> str:
+    """Readable and sortable: site_camera_local-time_event_id.mp4 (the whole-event clip: ..._id-event.mp4)."""
+    local = alert.event_start.astimezone(ZoneInfo(alert.camera.site.time_zone))
+    parts = [alert.camera.site.name, alert.camera.name, local.strftime("%Y-%m-%d_%H%M%S"), alert.event_type]
+    suffix = "-event" if part == ClipPart.EVENT else ""
+    return "_".join(slugify(part) or "x" for part in parts) + f"_{alert.pk}{suffix}.mp4"
+
+
 def _backoff(attempt: int) -> float:
     return min(float(settings.CLIP_RETRY_BACKOFF_SECONDS) * 2.0 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
 

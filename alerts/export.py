@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from alerts.clip_build import TRANSCODE_TIME_BASE, file_sha256, h264_output
+from alerts.clip_jobs import download_filename
 from alerts.models import AccessAction, Alert, ClipAccess, ClipFields, ClipPart, ClipStatus, EventClip, clip_storage
 from alerts.services import clip_access_record
 
@@ -91,8 +92,6 @@ def public_key_fingerprint(pem: str) -> str:
 
 
 def _stem(alert: Alert) -> str:
-    from alerts.views import download_filename
-
     return download_filename(alert).removesuffix(".mp4")
 
 

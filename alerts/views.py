@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import mimetypes
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,11 +16,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, Js
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.access import AlertAccess, AuthenticatedHttpRequest, access_alert
 from alerts.auth import client_ip
+from alerts.clip_jobs import download_filename
 from alerts.forms import AlertFilterForm, ReviewForm
 from alerts.models import AccessAction, Alert, ClipFields, ClipPart, ClipStatus, EventClip, ReviewStatus, clip_storage
 from alerts.selectors import (
@@ -163,14 +162,6 @@ def _clip_name(row: ClipFields) -> str:
     if row.clip_status != ClipStatus.READY or not clip.name:
         raise Http404("The clip is not ready yet.")
     return clip.name
-
-
-def download_filename(alert: Alert, part: str = ClipPart.FIRST) -> str:
-    """Readable and sortable: site_camera_local-time_event_id.mp4 (the whole-event clip: ..._id-event.mp4)."""
-    local = alert.event_start.astimezone(ZoneInfo(alert.camera.site.time_zone))
-    parts = [alert.camera.site.name, alert.camera.name, local.strftime("%Y-%m-%d_%H%M%S"), alert.event_type]
-    suffix = "-event" if part == ClipPart.EVENT else ""
-    return "_".join(slugify(part) or "x" for part in parts) + f"_{alert.pk}{suffix}.mp4"
 
 
 def _clip_row(alert: Alert, part: str) -> ClipFields:
