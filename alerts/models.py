@@ -65,7 +65,14 @@ class Alert(ClipFields):
                              help_text="Empty means the whole frame.")
     zone_name = models.CharField(max_length=100, blank=True, help_text="The zone's name when the alert was raised.")
     event_type = models.CharField(max_length=64)
-    score = models.FloatField()
+    score = models.FloatField(help_text="The score the alert was raised on: the learned model's where one "
+                              "re-scored the event, else the detector's.")
+    # Set where a site's learned model (detection.learning) re-scored the event before it was raised.
+    rule_score = models.FloatField(null=True, blank=True, help_text="The detector's own score, where a learned "
+                                   "model re-scored the event.")
+    learned_score = models.FloatField(null=True, blank=True, help_text="The learned model's score.")
+    learned_model_version = models.CharField(max_length=100, blank=True,
+                                             help_text="The learned model that re-scored the event.")
     event_start = models.DateTimeField()
     event_end = models.DateTimeField(null=True, blank=True)
     detected_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -108,10 +115,10 @@ class Alert(ClipFields):
 
 
 def alert_held_q() -> Q:
-    """The alerts whose clips retention must keep: a manager's legal hold, or a confirmed review
-    (CLIP_RETENTION_HOLD_CONFIRMED). The one definition of a hold: a later cause (an open case)
-    joins it here."""
-    held = Q(legal_hold=True)
+    """The alerts whose clips retention must keep: a manager's legal hold, an open case, or a
+    confirmed review (CLIP_RETENTION_HOLD_CONFIRMED). The one definition of a hold."""
+    in_open_case = Case.objects.filter(status=CaseStatus.OPEN, alerts=models.OuterRef("pk"))
+    held = Q(legal_hold=True) | Q(models.Exists(in_open_case))
     if settings.CLIP_RETENTION_HOLD_CONFIRMED:
         held |= Q(review_status=ReviewStatus.CONFIRMED)
     return held
@@ -119,6 +126,57 @@ def alert_held_q() -> Q:
 
 def alerts_held() -> models.QuerySet[Alert]:
     return Alert.objects.filter(alert_held_q())
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class CaseOutcome(models.TextChoices):
+    UNDECIDED = "", "Not decided yet"
+    THEFT_CONFIRMED = "theft_confirmed", "Theft confirmed"
+    THEFT_PREVENTED = "theft_prevented", "Theft prevented"
+    FALSE_ALARM = "false_alarm", "False alarm"
+    OTHER = "other", "Other"
+
+
+class Case(models.Model):
+    """An incident: one or more alerts of one site, what happened, and what came of it. While open,
+    its alerts' clips are held from retention. Reviewers open and edit cases; managers close them."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="cases")
+    alerts = models.ManyToManyField(Alert, related_name="cases", blank=True)
+    title = models.CharField("what happened", max_length=200)
+    outcome = models.CharField(max_length=32, choices=CaseOutcome.choices, blank=True, default=CaseOutcome.UNDECIDED)
+    estimated_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True,
+                                          validators=[MinValueValidator(0)],
+                                          help_text="Value of the goods involved, in the store's currency.")
+    items = models.TextField(blank=True, help_text="The goods involved, one per line.")
+    person_description = models.TextField("description of the person", blank=True,
+                                          help_text="In words: clothing, build, direction of travel. No names "
+                                                    "unless known from the police.")
+    police_reference = models.CharField(max_length=100, blank=True)
+    notes = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   related_name="cases_created")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="cases_closed")
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["site", "status", "-created_at"], name="case_site_status")]
+
+    def __str__(self) -> str:
+        return f"Case #{self.pk}: {self.title}"
+
+    @property
+    def reference(self) -> str:
+        return f"Case #{self.pk}"
 
 
 class EventClip(ClipFields):
@@ -391,3 +449,69 @@ class WebPushSubscription(models.Model):
 
     def wants(self, *, event_type: str, score: float) -> bool:
         return self.enabled and score >= self.min_score and (not self.event_types or event_type in self.event_types)
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", "Signed in"
+    LOGIN_FAILED = "login_failed", "Failed sign-in"
+    LOGOUT = "logout", "Signed out"
+    CLIP_VIEW = "clip_view", "Viewed a clip"
+    CLIP_DOWNLOAD = "clip_download", "Downloaded a clip"
+    EXPORT = "export", "Exported evidence"
+    REVIEW = "review", "Reviewed an alert"
+    CASE_CREATE = "case_create", "Opened a case"
+    CASE_UPDATE = "case_update", "Changed a case"
+    CASE_CLOSE = "case_close", "Closed a case"
+    CASE_REOPEN = "case_reopen", "Reopened a case"
+    ADMIN_ADD = "admin_add", "Added in the admin"
+    ADMIN_CHANGE = "admin_change", "Changed in the admin"
+    ADMIN_DELETE = "admin_delete", "Deleted in the admin"
+    RETENTION_DELETE = "retention_delete", "Deleted by retention"
+    TAMPER = "tamper", "Tampering detected"
+    AUDIT_EXPORT = "audit_export", "Exported the audit log"
+    MODEL_CHANGE = "model_change", "Changed a learned model"
+
+
+class AuditEntry(models.Model):
+    """One line of the append-only audit log (alerts.audit). Each entry's `entry_hash` covers its
+    own fields and the previous entry's hash, so editing, inserting or deleting a row breaks the
+    chain where it happened (`manage.py verify_audit`).
+
+    No foreign keys: a deleted user, site or alert must not rewrite (SET_NULL) a row the chain
+    covers. Ids and names are copied as they were."""
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False, help_text="1, 2, 3, ... with no gaps.")
+    at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    actor_id = models.BigIntegerField(null=True, blank=True, editable=False, help_text="The user's id; empty for "
+                                      "the system (retention, detectors) or an unknown user name.")
+    username = models.CharField(max_length=150, blank=True, editable=False)
+    action = models.CharField(max_length=32, choices=AuditAction.choices, editable=False)
+    site_id = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
+    object_type = models.CharField(max_length=50, blank=True, editable=False, help_text='e.g. "alert", "case", '
+                                   '"camera".')
+    object_id = models.CharField(max_length=50, blank=True, editable=False)
+    summary = models.CharField(max_length=500, editable=False)
+    detail = models.JSONField(default=dict, blank=True, editable=False)
+    ip_address = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    entry_hash = models.CharField(max_length=64, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["site_id", "-seq"], name="audit_site_recent")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.username or 'system'} {self.action} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditHead(models.Model):
+    """The chain's last link (one row): appends lock it so they form one line, and it catches the
+    deletion of the newest entries, which no later entry would point at."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    entry_hash = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"audit head #{self.seq}"
