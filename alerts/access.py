@@ -1,4 +1,4 @@
-"""The one fetch-and-authorize helper every alert view goes through."""
+"""The fetch-and-authorize helpers every alert and case view goes through."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from alerts.models import Alert
+from alerts.models import Alert, Case
 from cameras.models import ROLE_RANK, Role
 from cameras.selectors import role_at_site
 
@@ -39,4 +39,26 @@ def access_alert(request: HttpRequest, alert_id: int, min_role: Role = Role.VIEW
     access = AlertAccess(alert=alert, role=role)
     if not access.can(min_role):
         raise PermissionDenied(f"This needs the {min_role.label} role at {alert.camera.site.name}.")
+    return access
+
+
+@dataclass(frozen=True)
+class CaseAccess:
+    case: Case
+    role: Role  # the user's role at the case's site (a superuser counts as manager)
+
+    def can(self, min_role: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[min_role]
+
+
+def access_case(request: HttpRequest, case_id: int, min_role: Role = Role.VIEWER) -> CaseAccess:
+    """Fetch the case for this user, as access_alert does an alert: Http404 outside the user's sites
+    (whether the case exists or not), PermissionDenied for a weaker role."""
+    case = Case.objects.select_related("site", "created_by", "closed_by").filter(pk=case_id).first()
+    role = role_at_site(user=request.user, site_id=case.site_id) if case is not None else None
+    if case is None or role is None:
+        raise Http404("No such case.")
+    access = CaseAccess(case=case, role=role)
+    if not access.can(min_role):
+        raise PermissionDenied(f"This needs the {min_role.label} role at {case.site.name}.")
     return access

@@ -15,6 +15,8 @@ from django.utils.html import format_html
 from alerts.clip_jobs import clip_job_retry
 from alerts.models import (
     Alert,
+    AuditEntry,
+    Case,
     ClipAccess,
     ClipPart,
     ClipStatus,
@@ -204,3 +206,62 @@ class WebPushSubscriptionAdmin(SiteScopedAdmin[WebPushSubscription]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
+    """The audit log, read-only for superusers (managers read their sites' entries on /audit/).
+    Nobody adds, changes or deletes an entry here: `verify_audit` would show it."""
+
+    list_display = ("seq", "at", "username", "action", "site_id", "object_type", "object_id", "summary")
+    list_filter = ("action",)
+    search_fields = ("username", "summary", "object_id")
+    date_hierarchy = "at"
+    readonly_fields = ("seq", "at", "actor_id", "username", "action", "site_id", "object_type", "object_id", "summary",
+                       "detail", "ip_address", "prev_hash", "entry_hash")
+    fields = readonly_fields
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(SiteScopedAdmin[Case]):
+    """Cases, to find and read: they change only on the dashboard's case pages, where the rules
+    (closed cases stay closed, one site per case) hold and every change is audited."""
+
+    allow_add = False
+    allow_delete = False  # deleting a case would release its alerts' clips from the hold without a record
+    list_display = ("id", "title", "site", "status", "outcome", "estimated_value", "police_reference", "created_at",
+                    "created_by")
+    list_filter = ("status", "outcome", ("site", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("title", "police_reference", "items", "person_description")
+    date_hierarchy = "created_at"
+    list_select_related = ("site", "created_by")
+    readonly_fields = ("site", "title", "case_page", "status", "outcome", "estimated_value", "items",
+                       "person_description", "police_reference", "notes", "case_alerts", "created_by", "created_at",
+                       "updated_at", "closed_by", "closed_at")
+    fields = readonly_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="on the dashboard")
+    def case_page(self, obj: Case) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("alerts:case_detail", args=[obj.pk]), obj.reference)
+
+    @admin.display(description="alerts")
+    def case_alerts(self, obj: Case) -> str:
+        return ", ".join(f"#{pk}" for pk in obj.alerts.order_by("detected_at", "id").values_list("pk", flat=True))

@@ -31,7 +31,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from alerts.models import LoginFailure, LoginThrottleKey
+from alerts.audit import audit_record
+from alerts.models import AuditAction, LoginFailure, LoginThrottleKey
 
 logger = logging.getLogger("alerts.auth")
 
@@ -154,6 +155,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
         login_attempt_release(claim)
         logger.warning("login refused: too many failures username=%s ip=%s limit=%s retry_after=%ss",
                        _normalize(username), ip_address, lockout.key, lockout.retry_after)
+        # Refused before authentication, so no user_login_failed signal records it (alerts.signals).
+        audit_record(action=AuditAction.LOGIN_FAILED, username=username, object_type="user",
+                     summary=f"Sign-in as '{username[:150]}' refused: too many failures (per {lockout.key})",
+                     detail={"refused": "too many failures", "limit": lockout.key,
+                             "retry_after_seconds": lockout.retry_after}, ip_address=ip_address)
         context.update(form=AuthenticationForm(request), locked_for=_minutes(lockout.retry_after))
         return _locked(request, "registration/login.html", context, lockout)
     if not form.is_valid():  # the claimed row stays: it is this failure

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -85,10 +85,13 @@ def epoch_to_datetime(seconds: float) -> datetime:
 
 
 def alert_raise(event: RaisedEvent, *, thumbnail: bytes = b"", retry: bool = False,
-                window_seconds: float | None = None) -> RaiseResult:
+                window_seconds: float | None = None, learned_score: float | None = None,
+                learned_model_version: str = "") -> RaiseResult:
     """Create the alert for a started event, unless its key raised one inside the dedup window.
     `thumbnail` is the snapshot as JPEG (b"": none). `retry`: an earlier call for this very event
-    failed, perhaps after its commit; an alert of the same key and start is then this event's."""
+    failed, perhaps after its commit; an alert of the same key and start is then this event's.
+    `learned_score`: a site's learned model re-scored the event (detection.learning.rescoring); the
+    alert is raised on that score and records it, the model's version and the rule score."""
     window = timedelta(seconds=settings.DEDUP_WINDOW_SECONDS if window_seconds is None else window_seconds)
     at = epoch_to_datetime(event.start)
     key_id = _dedup_key_id(event)
@@ -106,7 +109,7 @@ def alert_raise(event: RaisedEvent, *, thumbnail: bytes = b"", retry: bool = Fal
                 return RaiseResult(alert_id=raised, created=True)
         if not claimed:
             return _suppress(event, key_id, window)
-        alert = _alert_create(event, at)
+        alert = _alert_create(event, at, learned_score=learned_score, learned_model_version=learned_model_version)
         DedupKey.objects.filter(pk=key_id).update(last_alert_id=alert.pk)
     if thumbnail:
         # Storage after the transaction, never inside it: a slow bucket must not hold the key's row
@@ -114,8 +117,9 @@ def alert_raise(event: RaisedEvent, *, thumbnail: bytes = b"", retry: bool = Fal
         # thumbnail could not be stored stays, without one.
         _thumbnail_store(alert, thumbnail)
     logger.info("alert raised alert=%s camera=%s camera_name=%s zone=%s event_type=%s score=%.3f start=%s "
-                "clip=%.1f..%.1f", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
-                event.event_type, event.score, at.isoformat(), event.clip_start, event.clip_end)
+                "clip=%.1f..%.1f%s", alert.pk, event.camera_id, event.camera_name, event.zone_name or "whole frame",
+                event.event_type, event.score, at.isoformat(), event.clip_start, event.clip_end,
+                "" if learned_score is None else f" learned_score={learned_score:.3f} model={learned_model_version}")
     _notify(alert.pk)
     return RaiseResult(alert_id=alert.pk, created=True)
 
@@ -133,8 +137,10 @@ def alert_event_close(*, alert_id: int, event: RaisedEvent) -> bool:
     """Record how an event ended (end time, peak score, the person's track) on its alert. The
     clips' windows are set when they are spooled."""
     alert = Alert.objects.filter(pk=alert_id)
+    # An alert a learned model re-scored keeps the learned score it was raised on.
+    peak = Case(When(learned_score__isnull=False, then=F("score")), default=Greatest(F("score"), event.score))
     updated = alert.update(event_end=epoch_to_datetime(event.end if event.end is not None else event.last_high),
-                           score=Greatest(F("score"), event.score))
+                           score=peak)
     track = event.track_json
     if track is not None:  # the person's track now reaches the event's last high sample
         alert.update(track=track)
@@ -161,13 +167,17 @@ def _suppress(event: RaisedEvent, key_id: int, window: timedelta) -> RaiseResult
     return RaiseResult(alert_id=last_id, created=False)
 
 
-def _alert_create(event: RaisedEvent, at: datetime) -> Alert:
+def _alert_create(event: RaisedEvent, at: datetime, *, learned_score: float | None,
+                  learned_model_version: str) -> Alert:
     zone_id = event.zone_id
     if zone_id is not None and not Zone.objects.filter(pk=zone_id).exists():
         zone_id = None  # deleted since the rules were loaded; zone_name keeps what it was
     return Alert.objects.create(
         camera_id=event.camera_id, zone_id=zone_id, zone_name=event.zone_name, event_type=event.event_type,
-        score=event.score, event_start=at, detected_at=timezone.now(),
+        score=event.score if learned_score is None else learned_score, event_start=at, detected_at=timezone.now(),
+        # The rule score as raised, on every alert: what a learned model sees of it when it re-scores an
+        # event, so training reads the same value (`score` grows to the event's peak as it goes on).
+        rule_score=event.score, learned_score=learned_score, learned_model_version=learned_model_version,
         clip_start=epoch_to_datetime(event.clip_start), clip_end=epoch_to_datetime(event.clip_end),
         clip_status=ClipStatus.RECORDING, clip_status_changed_at=timezone.now(), track=event.track_json,
     )

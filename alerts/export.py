@@ -1,7 +1,8 @@
-"""The police export: one ZIP per export holding each alert's master clip bit-exact, a working copy
-with the time, camera and reference burned in, the snapshot, the access history, a printable report
-and manifest.json, which lists the SHA-256 of every file and is signed with Ed25519 (manifest.sig,
-checked with the bundled public_key.pem). `evidence_verify` checks such a ZIP.
+"""The police export: one ZIP per export (of alerts, or of a case and its alerts) holding each alert's
+master clip bit-exact, a working copy with the time, camera and reference burned in, the snapshot,
+the access history, a printable report and manifest.json, which lists the SHA-256 of every file and
+is signed with Ed25519 (manifest.sig, checked with the bundled public_key.pem). `evidence_verify`
+checks such a ZIP.
 
 Services only: the view (alerts.export_views) and the command (export_evidence) check permissions.
 """
@@ -32,12 +33,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 from django.utils.html import escape
 
+from alerts.audit import audit_record
 from alerts.clip_build import TRANSCODE_TIME_BASE, file_sha256, h264_output
 from alerts.clip_jobs import download_filename
-from alerts.models import AccessAction, Alert, ClipAccess, ClipFields, ClipPart, ClipStatus, EventClip, clip_storage
+from alerts.models import (
+    AccessAction,
+    Alert,
+    AuditAction,
+    Case,
+    ClipAccess,
+    ClipFields,
+    ClipPart,
+    ClipStatus,
+    EventClip,
+    clip_storage,
+)
 from alerts.services import clip_access_record
 
 log = logging.getLogger("shoplift.export")
@@ -59,6 +73,7 @@ class ExportError(Exception):
 class ExportResult:
     path: Path
     alert_ids: list[int]
+    case_id: int | None
     files: dict[str, str]  # name in the ZIP -> SHA-256 (everything but the manifest and its signature)
     manifest_sha256: str
     signed: bool
@@ -130,12 +145,17 @@ def _fetch_master(row: ClipFields, label: str, folder: Path) -> Path:
         shutil.copyfileobj(source, out, 1 << 20)
     actual = file_sha256(target)
     if row.clip_sha256 and actual != row.clip_sha256:
+        from alerts.audit import audit_tamper
+
+        audit_tamper(row=row, actual_sha256=actual, via="export")
         raise ExportError(f"{label}: the stored clip has SHA-256 {actual}, but {row.clip_sha256} was recorded when it "
                           "was built: the file in storage was altered; it is not exported.")
     return target
 
 
-def _overlay_lines(alert: Alert, moment: datetime, zone: ZoneInfo) -> list[str]:
+def _overlay_lines(alert: Alert, moment: datetime, zone: ZoneInfo, case: Case | None = None) -> list[str]:
+    """The lines burned into each frame of a working copy: the moment in the site's zone and in
+    UTC, where, and the reference the report and manifest file it under."""
     camera = alert.camera
     channel = f" (ch {camera.channel})" if camera.channel is not None else ""
     local = moment.astimezone(zone)
@@ -143,7 +163,7 @@ def _overlay_lines(alert: Alert, moment: datetime, zone: ZoneInfo) -> list[str]:
         f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 10000:02d} {local.tzname()} ({alert.camera.site.time_zone})",
         f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}.{moment.microsecond // 10000:02d} UTC",
         f"{camera.site.name} / {camera.name}{channel}",
-        f"Alert #{alert.pk}",
+        f"{case.reference} / Alert #{alert.pk}" if case is not None else f"Alert #{alert.pk}",
     ]
 
 
@@ -165,7 +185,7 @@ def burn_in(image: np.ndarray, lines: Sequence[str]) -> None:
                     cv2.LINE_AA)
 
 
-def working_copy(*, master: Path, out: Path, alert: Alert, clip_start: datetime) -> None:
+def working_copy(*, master: Path, out: Path, alert: Alert, clip_start: datetime, case: Case | None = None) -> None:
     """Re-encode the master to H.264 (yuv420p, faststart) with the time, camera and reference burned in."""
     zone = ZoneInfo(alert.camera.site.time_zone)
     with av.open(str(master)) as source, av.open(str(out), "w", format="mp4",
@@ -177,7 +197,7 @@ def working_copy(*, master: Path, out: Path, alert: Alert, clip_start: datetime)
             for frame in source.decode(in_stream):
                 seconds = frame.time if frame.time is not None else count / float(rate)
                 image = frame.to_ndarray(format="rgb24")
-                burn_in(image, _overlay_lines(alert, clip_start + timedelta(seconds=seconds), zone))
+                burn_in(image, _overlay_lines(alert, clip_start + timedelta(seconds=seconds), zone, case))
                 pts = max(int(round(seconds / TRANSCODE_TIME_BASE)), last_pts + 1)
                 last_pts = pts
                 drawn = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
@@ -233,9 +253,63 @@ def _alert_entry(alert: Alert, event: EventClip | None, files: dict[str, str]) -
     }
 
 
+def _not_exportable(alert: Alert) -> str | None:
+    """Why this alert's clip cannot go into an export, checked for every alert before any work."""
+    if alert.clip_deleted_at is not None:
+        return (f"alert #{alert.pk}: its clip was deleted on {alert.clip_deleted_at:%Y-%m-%d} UTC "
+                f"({alert.clip_deleted_reason or 'no reason recorded'})")
+    if alert.clip_status == ClipStatus.FAILED:
+        return f"alert #{alert.pk}: its clip could not be built ({alert.clip_error or 'no error was recorded'})"
+    if alert.clip_status != ClipStatus.READY or not alert.clip.name:
+        return f"alert #{alert.pk}: its clip is not ready yet ({alert.get_clip_status_display().lower()}); try again shortly"
+    return None
+
+
+def _case_entry(case: Case, alert_ids: list[int]) -> dict[str, Any]:
+    """The case as the manifest records it. Its notes stay out: they are the store's working notes."""
+    zone = ZoneInfo(case.site.time_zone)
+    return {
+        "id": case.pk,
+        "reference": case.reference,
+        "site": {"id": case.site.pk, "name": case.site.name, "time_zone": case.site.time_zone},
+        "title": case.title,
+        "status": case.status,
+        "outcome": case.outcome or None,
+        "outcome_label": case.get_outcome_display(),
+        "estimated_value": str(case.estimated_value) if case.estimated_value is not None else None,
+        "items": case.items,
+        "person_description": case.person_description,
+        "police_reference": case.police_reference,
+        "created_at_utc": _iso(case.created_at), "created_at_local": _iso(case.created_at, zone),
+        "created_by": case.created_by.get_username() if case.created_by else None,
+        "closed_at_utc": _iso(case.closed_at), "closed_at_local": _iso(case.closed_at, zone),
+        "closed_by": case.closed_by.get_username() if case.closed_by else None,
+        "alert_ids": alert_ids,
+    }
+
+
+def _case_section(case: dict[str, Any]) -> str:
+    items = "".join(f"<tr><th>{escape(label)}</th><td>{escape(str(value))}</td></tr>" for label, value in [
+        ("Reference", case["reference"]),
+        ("What happened", case["title"]),
+        ("Site", f"{case['site']['name']} ({case['site']['time_zone']})"),
+        ("Status", case["status"]),
+        ("Outcome", case["outcome_label"]),
+        ("Estimated value", case["estimated_value"] or "not given"),
+        ("Items", case["items"] or "not given"),
+        ("Description of the person", case["person_description"] or "not given"),
+        ("Police reference", case["police_reference"] or "not given"),
+        ("Opened (local)", f"{case['created_at_local']}" + (f" by {case['created_by']}" if case["created_by"] else "")),
+        ("Closed (local)", (f"{case['closed_at_local']}" + (f" by {case['closed_by']}" if case["closed_by"] else ""))
+         if case["closed_at_local"] else "open"),
+        ("Alerts", ", ".join(f"#{pk}" for pk in case["alert_ids"])),
+    ])
+    return f"<section><h2>{escape(case['reference'])}</h2><table class=case>{items}</table></section>"
+
+
 def _report(manifest: dict[str, Any]) -> bytes:
     """A printable summary for a reader without tools: what was exported, when, by whom, with hashes."""
-    rows: list[str] = []
+    rows: list[str] = [_case_section(manifest["case"])] if manifest.get("case") else []
     for entry in manifest["alerts"]:
         items = "".join(f"<tr><th>{escape(label)}</th><td>{escape(str(value))}</td></tr>" for label, value in [
             ("Reference", entry["reference"]),
@@ -262,7 +336,7 @@ def _report(manifest: dict[str, Any]) -> bytes:
 <html lang="en"><head><meta charset="utf-8"><title>Evidence export {escape(manifest['export_id'])}</title>
 <style>body{{font:14px/1.4 sans-serif;margin:2em;color:#111}} table{{border-collapse:collapse;margin:.5em 0 1em}}
 th,td{{border:1px solid #999;padding:.25em .5em;text-align:left;vertical-align:top}} .mono{{font-family:monospace;
-word-break:break-all}} section{{page-break-inside:avoid}} @media print{{body{{margin:0}}}}</style></head><body>
+word-break:break-all}} table.case td{{white-space:pre-wrap}} section{{page-break-inside:avoid}} @media print{{body{{margin:0}}}}</style></head><body>
 <h1>Evidence export</h1>
 <p>Exported by <strong>{escape(manifest['exported_by'])}</strong> at {escape(manifest['exported_at_utc'])} (UTC).
 {signed}</p>
@@ -277,10 +351,26 @@ manifest.json and the signature with <span class=mono>openssl pkeyutl -verify -p
     return html.encode()
 
 
-def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_address: str | None = None,
-                    user_agent: str = "") -> ExportResult:
-    """Write the export ZIP of these alerts to `out` and record an "export" access per alert."""
-    ids = list(dict.fromkeys(alert_ids))
+def _case_alert_ids(case: Case, alert_ids: Sequence[int]) -> list[int]:
+    in_case = list(case.alerts.order_by("detected_at", "id").values_list("pk", flat=True))
+    if not alert_ids:
+        if not in_case:
+            raise ExportError(f"{case.reference} has no alerts to export.")
+        return in_case
+    outside = [str(pk) for pk in alert_ids if pk not in in_case]
+    if outside:
+        raise ExportError(f"Alert #{', #'.join(outside)} {'is' if len(outside) == 1 else 'are'} not in {case.reference}.")
+    return list(dict.fromkeys(alert_ids))
+
+
+def evidence_export(*, alert_ids: Sequence[int] = (), user: User, out: Path, ip_address: str | None = None,
+                    user_agent: str = "", case: Case | None = None) -> ExportResult:
+    """Write the export ZIP of these alerts to `out` and record an "export" access per alert.
+
+    With a `case`, the export is the case's: its alerts (all of them unless `alert_ids` names some),
+    the case in the manifest and the report, and the case's reference burned into each working copy.
+    """
+    ids = _case_alert_ids(case, alert_ids) if case is not None else list(dict.fromkeys(alert_ids))
     if not ids:
         raise ExportError("No alerts to export.")
     alerts = {alert.pk: alert for alert in
@@ -288,6 +378,9 @@ def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_addre
     missing = [str(pk) for pk in ids if pk not in alerts]
     if missing:
         raise ExportError(f"No such alert: #{', #'.join(missing)}.")
+    unready = [problem for problem in (_not_exportable(alerts[pk]) for pk in ids) if problem]
+    if unready:
+        raise ExportError((f"{case.reference}: " if case is not None else "") + "; ".join(unready) + ".")
     key = signing_key()
     pem = public_key_pem(key)
     now = timezone.now()
@@ -305,7 +398,7 @@ def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_addre
             contents[roles["master"]] = master
             assert alert.clip_start is not None  # a ready clip has its window
             working = folder / f"{pk}-working.mp4"
-            working_copy(master=master, out=working, alert=alert, clip_start=alert.clip_start)
+            working_copy(master=master, out=working, alert=alert, clip_start=alert.clip_start, case=case)
             roles["working"] = f"{stem}-working.mp4"
             contents[roles["working"]] = working
             if event is not None and event.clip_status == ClipStatus.READY:
@@ -314,7 +407,8 @@ def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_addre
                 contents[roles["event_master"]] = event_master
                 if event.clip_start is not None:
                     event_working = folder / f"{pk}-event-working.mp4"
-                    working_copy(master=event_master, out=event_working, alert=alert, clip_start=event.clip_start)
+                    working_copy(master=event_master, out=event_working, alert=alert, clip_start=event.clip_start,
+                                 case=case)
                     roles["event_working"] = f"{stem}-event-working.mp4"
                     contents[roles["event_working"]] = event_working
             storage = clip_storage()
@@ -333,7 +427,8 @@ def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_addre
                   for name, data in contents.items()}
         manifest: dict[str, Any] = {
             "format": FORMAT,
-            "export_id": f"{now:%Y%m%dT%H%M%SZ}-{'-'.join(map(str, ids))}",
+            "export_id": f"{now:%Y%m%dT%H%M%SZ}-" + (f"case-{case.pk}" if case is not None else '-'.join(map(str, ids))),
+            "case_id": case.pk if case is not None else None,
             "alert_ids": ids,
             "exported_by": user.get_username(),
             "exported_by_id": user.pk,
@@ -342,6 +437,7 @@ def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_addre
             "signature": {"algorithm": "Ed25519", "file": SIGNATURE, "public_key_file": PUBLIC_KEY,
                           "signs": f"the bytes of {MANIFEST}"} if key is not None else None,
             "public_key_sha256": public_key_fingerprint(pem) if pem else None,
+            "case": _case_entry(case, ids) if case is not None else None,
             "alerts": entries,
             "files": {},  # filled below, once the report is hashed too
         }
@@ -367,14 +463,20 @@ def evidence_export(*, alert_ids: Sequence[int], user: User, out: Path, ip_addre
             partial.replace(out)
         finally:
             partial.unlink(missing_ok=True)
-    for pk in ids:
-        clip_access_record(alert=alerts[pk], user=user, action=AccessAction.EXPORT, ip_address=ip_address,
-                           user_agent=user_agent, part=ClipPart.FIRST)
     manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-    log.info("evidence export alerts=%s user=%s signed=%s manifest_sha256=%s out=%s", ids, user.get_username(),
-             key is not None, manifest_sha256, out)
-    return ExportResult(path=out, alert_ids=ids, files=manifest["files"], manifest_sha256=manifest_sha256,
-                        signed=key is not None)
+    with transaction.atomic():
+        for pk in ids:
+            clip_access_record(alert=alerts[pk], user=user, action=AccessAction.EXPORT, ip_address=ip_address,
+                               user_agent=user_agent, part=ClipPart.FIRST)
+        if case is not None:  # each alert's export is in its access log; the case's is recorded here
+            audit_record(action=AuditAction.EXPORT, summary=f"Exported {case.reference} (alerts #{', #'.join(map(str, ids))})",
+                         user=user, site_id=case.site_id, object_type="case", object_id=case.pk, ip_address=ip_address,
+                         detail={"alert_ids": ids, "manifest_sha256": manifest_sha256, "signed": key is not None,
+                                 "file": out.name})
+    log.info("evidence export case=%s alerts=%s user=%s signed=%s manifest_sha256=%s out=%s",
+             case.pk if case is not None else None, ids, user.get_username(), key is not None, manifest_sha256, out)
+    return ExportResult(path=out, alert_ids=ids, case_id=case.pk if case is not None else None,
+                        files=manifest["files"], manifest_sha256=manifest_sha256, signed=key is not None)
 
 
 def evidence_verify(path: Path, *, allow_unsigned: bool = False, public_key: str | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""The alert list's filters and the review form."""
+"""The alert list's filters, the review form and the case forms."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
 
-from alerts.models import ClipStatus, ReviewStatus
+from alerts.models import Case, CaseOutcome, ClipStatus, ReviewStatus
 from alerts.selectors import AlertFilters
 from cameras.models import Camera, Site, Zone
 from cameras.selectors import AnyUser, camera_list_for, site_list_for
@@ -124,3 +124,26 @@ class ReviewForm(forms.Form):
     )
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
                            help_text="What you saw; kept with the alert.")
+
+
+class CaseForm(forms.ModelForm[Case]):
+    """What a reviewer records about a case; alerts, status and closing have their own buttons."""
+
+    class Meta:
+        model = Case
+        fields = ["title", "outcome", "estimated_value", "items", "person_description", "police_reference", "notes"]
+        widgets = {
+            "title": forms.TextInput(attrs={"placeholder": "e.g. Two bottles of spirits concealed in a bag"}),
+            "estimated_value": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
+            "items": forms.Textarea(attrs={"rows": 3}),
+            "person_description": forms.Textarea(attrs={"rows": 3}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+        help_texts = {"notes": "For the store's staff; not part of the police export."}
+
+
+class CaseCloseForm(forms.Form):
+    """Closing: the outcome, when the case does not have one yet or it changes on closing."""
+
+    outcome = forms.ChoiceField(choices=[("", "Choose the outcome…")]
+                                + [(value, label) for value, label in CaseOutcome.choices if value], required=False)

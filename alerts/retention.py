@@ -18,6 +18,8 @@ row, marked with when and why, and keeping its SHA-256 and size as the record of
 Each alert is locked and re-checked in its own transaction, so a hold set during a run holds, and a
 run cut short (a time limit) leaves nothing half-marked that the next run does not finish. Storage
 errors are logged and counted; the file keeps its row's reference and is tried again next run.
+Each emptied alert gets a "retention_delete" entry in the audit log (alerts.audit), written in its
+transaction, naming the files, the bytes, the reason and the clip's SHA-256.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from django.db.models import Q, QuerySet
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from alerts.models import Alert, ClipStatus, EventClip, alert_held_q, clip_storage
+from alerts.audit import audit_record
+from alerts.models import Alert, AuditAction, ClipStatus, EventClip, alert_held_q, clip_storage
 from cameras.models import Camera, Site
 from shoplift.storage import STORAGE_ERRORS
 
@@ -180,6 +183,7 @@ def _empty_alert(alert_id: int, *, step: str, reason: str, now: datetime, report
             rows.append((EventClip, {"clip": event.clip.name or "", "spool_name": event.spool_name}))
         freed, touched = 0, False
         cleared: list[dict[str, object]] = []
+        deleted: list[dict[str, object]] = []  # for the audit entry
         for _, names in rows:
             cleared.append({})
             for field_name, name in names.items():
@@ -192,12 +196,22 @@ def _empty_alert(alert_id: int, *, step: str, reason: str, now: datetime, report
                 cleared[-1][field_name] = ""
                 freed += size
                 report.files.append(FreedFile(step, name, size, alert_id))
+                deleted.append({"name": name, "size": size})
         if alert.clip_deleted_at is None and any("clip" in fields for fields in cleared):
             cleared[0] |= {"clip_deleted_at": now, "clip_deleted_reason": reason[:200]}
         if not report.dry_run:
             for (model, _), fields in zip(rows, cleared, strict=True):
                 if fields:
                     model.objects.filter(pk=alert_id).update(**fields)
+            if touched:
+                audit_record(
+                    action=AuditAction.RETENTION_DELETE, site_id=alert.camera.site_id, object_type="alert",
+                    object_id=alert_id, summary=f"Alert #{alert_id}: {len(deleted)} file(s) of {freed} bytes deleted "
+                                                f"({reason})",
+                    detail={"step": step, "reason": reason, "files": deleted, "bytes": freed,
+                            "clip_sha256": alert.clip_sha256, "clip_size": alert.clip_size,
+                            "event_clip_sha256": event.clip_sha256 if event is not None else None},
+                )
     if not touched:
         return None
     log.info("retention %s alert=%s freed=%s reason=%s", "would empty" if report.dry_run else "emptied", alert_id,

@@ -19,7 +19,9 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.access import AlertAccess, AuthenticatedHttpRequest, access_alert
+from alerts.audit import audit_tamper, stored_sha256
 from alerts.auth import client_ip
+from alerts.cases import case_open_at_site, cases_of_alert
 from alerts.clip_jobs import download_filename
 from alerts.forms import AlertFilterForm, ReviewForm
 from alerts.models import AccessAction, Alert, ClipFields, ClipPart, ClipStatus, EventClip, ReviewStatus, clip_storage
@@ -35,8 +37,9 @@ from alerts.selectors import (
     clip_access_list,
 )
 from alerts.services import alert_review, clip_access_note
-from alerts.streaming import ranged_file_response
+from alerts.streaming import RangeNotSatisfiable, parse_range, ranged_file_response
 from cameras.models import Role
+from cameras.selectors import best_role
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +86,14 @@ def alert_poll(request: HttpRequest) -> JsonResponse:
     form.is_valid()
     new = alert_new_for(user=request.user, filters=form.filters(), after_id=after)
     updated = alert_rows_for(user=request.user, ids=pending)
+    # Given once, so each row's own render does not ask the database again (the context processor would).
+    reviews = best_role(user=request.user) in (Role.REVIEWER, Role.MANAGER)
     return JsonResponse({
         "latest_id": max([after] + [alert.pk for alert in new]),
-        "new_html": render_to_string("alerts/_rows.html", {"alerts": new, "is_new": True}, request),
-        "updated": {str(alert.pk): render_to_string("alerts/_row.html", {"alert": alert}, request) for alert in updated},
+        "new_html": render_to_string("alerts/_rows.html", {"alerts": new, "is_new": True, "reviews_a_site": reviews},
+                                     request),
+        "updated": {str(alert.pk): render_to_string("alerts/_row.html", {"alert": alert, "reviews_a_site": reviews},
+                                                    request) for alert in updated},
     })
 
 
@@ -101,6 +108,9 @@ def _detail_context(request: HttpRequest, access: AlertAccess, review_form: Revi
         "admin_url": _admin_url(alert) if access.can(Role.MANAGER) and request.user.is_staff else "",
         "track_overlay": _track_overlay(alert),
         "event_clip": EventClip.objects.filter(alert=alert).first(),
+        "cases": cases_of_alert(alert=alert),
+        "open_cases": (case_open_at_site(site_id=alert.camera.site_id, exclude_alert=alert)
+                       if access.can(Role.REVIEWER) else []),
     }
 
 
@@ -139,7 +149,7 @@ def alert_review_view(request: AuthenticatedHttpRequest, alert_id: int) -> HttpR
     if not form.is_valid():
         return render(request, "alerts/detail.html", _detail_context(request, access, form), status=400)
     alert_review(alert=access.alert, user=request.user, status=ReviewStatus(form.cleaned_data["decision"]),
-                 note=form.cleaned_data["note"])
+                 note=form.cleaned_data["note"], ip_address=client_ip(request))
     messages.success(request, f"Alert #{alert_id} {access.alert.get_review_status_display().lower()}.")
     return redirect("alerts:detail", alert_id=alert_id)
 
@@ -173,6 +183,16 @@ def _clip_row(alert: Alert, part: str) -> ClipFields:
     return row
 
 
+def _asks_whole_file(request: HttpRequest, size: int, etag: str) -> bool:
+    """Whether ranged_file_response will send every byte: no Range (or one it ignores), or one from 0 to the end."""
+    if_range = request.headers.get("If-Range")
+    try:
+        byte_range = parse_range(request.headers.get("Range"), size) if not if_range or if_range == etag else None
+    except RangeNotSatisfiable:
+        return False
+    return byte_range is None or (byte_range.start == 0 and byte_range.end >= size - 1)
+
+
 def _serve_and_record(request: AuthenticatedHttpRequest, alert: Alert, part: str,
                       action: AccessAction) -> HttpResponseBase:
     """Every response that carries clip bytes is recorded, whatever its Range header asked."""
@@ -182,10 +202,21 @@ def _serve_and_record(request: AuthenticatedHttpRequest, alert: Alert, part: str
     if not storage.exists(name):
         logger.error("clip file missing alert=%s part=%s name=%s", alert.pk, part, name)
         raise Http404("The clip file is missing from storage.")
+    etag = f'"{row.clip_sha256}"' if row.clip_sha256 else ""
+    # The whole file is re-hashed before it goes out whole: a download, or a request for every byte.
+    # The player's ranged requests for a part are not: each seek would re-read the whole clip.
+    if row.clip_sha256 and (action == AccessAction.DOWNLOAD or _asks_whole_file(request, storage.size(name), etag)):
+        actual = stored_sha256(name)
+        if actual != row.clip_sha256:
+            audit_tamper(row=row, actual_sha256=actual, via=str(action), user=request.user,
+                         ip_address=client_ip(request))
+            return HttpResponse(
+                f"This clip is not served: the stored file no longer matches the SHA-256 recorded when it was built "
+                f"({row.clip_sha256}; it now hashes to {actual}), so it may have been altered. A manager has been told "
+                "through the audit log.", status=409, content_type="text/plain; charset=utf-8")
     response = ranged_file_response(request, storage=storage, name=name, content_type="video/mp4",
                                     filename=download_filename(alert, part),
-                                    as_attachment=action == AccessAction.DOWNLOAD,
-                                    etag=f'"{row.clip_sha256}"' if row.clip_sha256 else "")
+                                    as_attachment=action == AccessAction.DOWNLOAD, etag=etag)
     if response.status_code in (200, 206):
         clip_access_note(alert=alert, user=request.user, action=action, part=ClipPart(part),
                          ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", ""))

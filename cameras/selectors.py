@@ -28,6 +28,16 @@ def role_at_site(*, user: AnyUser, site_id: int) -> Role | None:
     return Role(role) if role else None
 
 
+def best_role(*, user: AnyUser) -> Role | None:
+    """The strongest role the user holds at any site (manager for a superuser, once a site exists)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if getattr(user, "is_superuser", False):
+        return Role.MANAGER if Site.objects.exists() else None
+    roles = set(SiteMembership.objects.filter(user=user).values_list("role", flat=True).distinct())
+    return max((Role(role) for role in roles), key=lambda role: ROLE_RANK[role], default=None)
+
+
 def has_role(*, user: AnyUser, site_id: int, min_role: Role) -> bool:
     role = role_at_site(user=user, site_id=site_id)
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[min_role]

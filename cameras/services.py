@@ -9,6 +9,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from alerts.audit import audit_record
+from alerts.models import AuditAction
 from cameras.models import Camera, Role, Site, SiteMembership
 from shoplift.masking import mask_url
 
@@ -78,9 +80,19 @@ def staff_user_upsert(*, username: str, site: Site, role: Role, password: str | 
     if password:
         validate_password(password, user)
         user.set_password(password)
-    user.save()
-    SiteMembership.objects.update_or_create(user=user, site=site, defaults={"role": role})
-    _sync_staff_flag(user)
+    with transaction.atomic():
+        user.save()
+        previous = SiteMembership.objects.filter(user=user, site=site).values_list("role", flat=True).first()
+        membership, _ = SiteMembership.objects.update_or_create(user=user, site=site, defaults={"role": role})
+        _sync_staff_flag(user)
+        if previous != role or created or password:
+            changes = [f"role {previous or 'none'} -> {role}"] if previous != role else []
+            changes += ["account created"] if created else ["password set"] if password else []
+            audit_record(action=AuditAction.ADMIN_CHANGE if previous else AuditAction.ADMIN_ADD, site_id=site.pk,
+                         username="manage.py create_staff", object_type="sitemembership", object_id=membership.pk,
+                         summary=f"create_staff: {username} at {site.name}: {', '.join(changes)}",
+                         detail={"user": username, "site": site.name, "old_role": previous, "new_role": role,
+                                 "created": created, "password_set": bool(password)})
     return user, created
 
 

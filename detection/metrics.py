@@ -1,8 +1,8 @@
 """Prometheus metrics of a detector supervisor, read from its counters at scrape time.
 
 Counters (use rate() for frames per second) and gauges per camera: packets in, frames sampled
-for detection, reconnects, ring bytes, dropped frames, inference latency, events and suppressed
-events; for the process, live pictures published and dropped (Redis down). Nothing here runs in
+for detection, reconnects, ring bytes, dropped frames, inference latency, events, suppressed
+events (duplicates) and events a learned model suppressed; for the process, live pictures published and dropped (Redis down). Nothing here runs in
 the frame loop.
 """
 from __future__ import annotations
@@ -34,6 +34,8 @@ class SupervisorCollector:
         latency = GaugeMetricFamily("shoplift_camera_inference_latency_seconds", "Capture to detection result, last frame", labels=labels)
         events = CounterMetricFamily("shoplift_camera_events", "Alerts raised", labels=labels)
         suppressed = CounterMetricFamily("shoplift_camera_suppressed_events", "Events suppressed as duplicates", labels=labels)
+        model_suppressed = CounterMetricFamily("shoplift_camera_model_suppressed_events",
+                                               "Events the site's learned model scored below its threshold", labels=labels)
         inference = self.supervisor.inference
         for camera_id, running in list(self.supervisor.streams.items()):
             name = [running.spec.name]
@@ -52,7 +54,9 @@ class SupervisorCollector:
             by_camera: Mapping[str, int] = self.supervisor.spooler.by_camera.get(camera_id, {})
             events.add_metric(name, by_camera.get("events", 0))
             suppressed.add_metric(name, by_camera.get("suppressed", 0))
-        yield from (packets, sampled, inferred, dropped, reconnects, online, ring, ring_seconds, latency, events, suppressed)
+            model_suppressed.add_metric(name, by_camera.get("model_suppressed", 0))
+        yield from (packets, sampled, inferred, dropped, reconnects, online, ring, ring_seconds, latency, events, suppressed,
+                    model_suppressed)
         recording = GaugeMetricFamily("shoplift_clips_recording", "Clips whose window is still being recorded")
         recording.add_metric([], self.supervisor.recorder.recording)
         yield recording

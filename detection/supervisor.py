@@ -7,9 +7,11 @@ start the writer, recorder and spooler); the stop event (SIGTERM) ends the super
 last events end every open event), the live picture publisher (fed by inference), then the
 recorder (which finishes every clip window with what the rings hold), then the spooler (which
 stores those spools, within its flush time), then the status writer. Camera and zone changes are picked up every
-DETECTOR_RELOAD_SECONDS without a restart. Cameras are split between processes and machines
-with a shard (camera id modulo the shard count); deduplication is atomic in the database, so
-overlapping supervisors still raise each alert once.
+DETECTOR_RELOAD_SECONDS without a restart, and so are the sites' learned models
+(detection.learning.rescoring), which the spooler asks to re-score each event before its alert is
+raised. Cameras are split between processes and machines with a shard (camera id modulo the shard
+count); deduplication is atomic in the database, so overlapping supervisors still raise each alert
+once.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from detection.detectors.base import Detector, DetectorConfigError
 from detection.detectors.registry import create_configured_detector
 from detection.inference.events import CameraRules, RuleConfig, RuleEngine
 from detection.inference.loop import InferenceLoop
+from detection.learning.rescoring import Rescorer
 from detection.live import LivePublisher
 from detection.recording.recorder import ClipRecorder
 from detection.recording.spooler import Spooler
@@ -89,7 +92,8 @@ class Supervisor:
         self.live: LivePublisher | None = LivePublisher(
             stop=self._stops["live"], redis_url=settings.REDIS_URL, interval=live_seconds,
             width=int(settings.LIVE_FRAME_WIDTH)) if live_seconds > 0 else None
-        self.spooler = Spooler(stop=self._stops["spooler"])
+        self.rescorer = Rescorer()  # each site's learned model, re-scoring events in the spooler
+        self.spooler = Spooler(stop=self._stops["spooler"], rescorer=self.rescorer)
         self.recorder = ClipRecorder(stop=self._stops["recorder"], rings=self._ring, spooler=self.spooler)
         self.inference: InferenceLoop | None = None
         self._snapshot_at: dict[int, float] = {}
@@ -103,6 +107,7 @@ class Supervisor:
             self.detectors[name] = create_configured_detector(name)
         logger.info("cameras loaded count=%s detectors=%s shard=%s/%s", len(self.rules), ",".join(self.detectors),
                     self.selection.shard, self.selection.shards)
+        self.rescorer.reload(self.rules)
         self._warn_unzoned(self.rules)
 
     def start_captures(self) -> None:
@@ -183,6 +188,7 @@ class Supervisor:
             self.rules = rules
             if self.inference is not None:
                 self.inference.replace_rules(rules)
+        self.rescorer.reload(self.rules)  # learned models deployed, replaced or switched off in the meantime
 
     def _warn_unzoned(self, rules: Mapping[int, CameraRules]) -> None:
         for camera in rules.values():
@@ -270,8 +276,9 @@ class Supervisor:
             detector.close()
         live = self.live.stats if self.live is not None else None
         logger.info("supervisor stopped cameras=%s alerts=%s suppressed=%s spooled=%s live_published=%s "
-                    "live_dropped=%s", len(self.streams), self.spooler.raised, self.spooler.suppressed,
-                    self.spooler.spooled, live.published if live else 0, live.dropped if live else 0)
+                    "live_dropped=%s model_suppressed=%s", len(self.streams), self.spooler.raised,
+                    self.spooler.suppressed, self.spooler.spooled, live.published if live else 0,
+                    live.dropped if live else 0, self.spooler.model_suppressed)
         connection.close()  # this thread's; the supervisor may run in a thread of its own (tests)
 
 

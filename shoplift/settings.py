@@ -147,6 +147,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "alerts.context_processors.navigation",
             ],
         },
     },
@@ -667,3 +668,6 @@ INFERENCE_THREADS = _read("INFERENCE_THREADS", _positive_int, 2,
                           "threads for the person detector's models (ONNX Runtime), a positive integer")
 TORCHSCRIPT_MODEL_PATH = _read("TORCHSCRIPT_MODEL_PATH", Path, None, "the path of a TorchScript model file (.pt)")
 TORCH_THREADS = _read("TORCH_THREADS", _positive_int, 2, "threads for torch inference, a positive integer")
+# The per-site models train_detector learns from reviewed alerts (detection/learning), each with its
+# metadata and report beside it; the database records each file's SHA-256, checked when loaded.
+LEARNED_MODELS_DIR = _read("LEARNED_MODELS_DIR", Path, DATA_DIR / "models", "a folder path for learned per-site models")

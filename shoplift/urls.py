@@ -18,5 +18,6 @@ urlpatterns = [
     path("admin/login/", auth.admin_login_redirect),
     path("admin/", admin.site.urls),
     path("cameras/", include("cameras.urls")),
+    path("model/", include("detection.urls")),
     path("", include("alerts.urls")),
 ]

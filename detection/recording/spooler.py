@@ -4,7 +4,9 @@ The recorder thread (detection.recording.recorder) only copies packets out of th
 this thread, in order:
 
   raise_alert(recording)         render the snapshot and register the alert (alerts.emitter); a
-                                 repeat inside the dedup window cancels the recording
+                                 repeat inside the dedup window cancels the recording, and so
+                                 does an event the site's learned model suppresses (re-scored
+                                 here first, detection.learning.rescoring)
   close_event(recording, event)  record how the event ended on its alert
   spool(recording, window, ..., part)
                                  write one clip window's packets, as received, to the spool file
@@ -39,6 +41,7 @@ from alerts.emitter import alert_clip_spooled, alert_clip_unrecorded, alert_even
 from alerts.models import ClipPart, clip_storage
 from detection.capture.ring import RingSnapshot
 from detection.inference.events import Event
+from detection.learning.rescoring import Rescorer, suppression_record
 from detection.recording.remux import write_snapshot
 from detection.recording.thumbnail import thumbnail_jpeg
 from detection.threads import BackgroundThread
@@ -83,14 +86,17 @@ class Spooler(BackgroundThread):
 
     thread_name = "clip-spooler"
 
-    def __init__(self, *, stop: threading.Event, flush_seconds: float = FLUSH_SECONDS, max_jobs: int = 10000) -> None:
+    def __init__(self, *, stop: threading.Event, flush_seconds: float = FLUSH_SECONDS, max_jobs: int = 10000,
+                 rescorer: Rescorer | None = None) -> None:
         self.stop = stop
+        self.rescorer = rescorer  # the sites' learned models, reloaded by the supervisor
         self.flush_seconds = flush_seconds
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=max_jobs)
         self._head: _Job | None = None  # a job the database refused, retried before any other
         self._database_failures = 0
         self._retrying: list[_Spool] = []  # storage writes waiting for their next try
         self.raised = self.suppressed = self.spooled = self.failed = self.dropped = 0
+        self.model_suppressed = 0  # events a learned model scored below its threshold
         self.by_camera: dict[int, Counter[str]] = defaultdict(Counter)  # events / suppressed per camera, for metrics
         self.left_at_stop: list[str] = []  # what the shutdown flush could not finish, for the log and tests
 
@@ -201,8 +207,17 @@ class Spooler(BackgroundThread):
 
     def _raise(self, recording: Recording) -> None:
         event = recording.event
+        rescore = self.rescorer.rescore(event) if self.rescorer is not None else None
+        if rescore is not None and rescore.suppressed:
+            suppression_record(rescore=rescore, event=event)
+            recording.cancelled = True  # no alert: the recorder stops collecting its packets
+            self.model_suppressed += 1
+            self.by_camera[event.camera_id]["model_suppressed"] += 1
+            return
         recording.raise_tries += 1
-        result = alert_raise(event, thumbnail=thumbnail_jpeg(event), retry=recording.raise_tries > 1)
+        result = alert_raise(event, thumbnail=thumbnail_jpeg(event), retry=recording.raise_tries > 1,
+                             learned_score=rescore.learned_score if rescore is not None else None,
+                             learned_model_version=rescore.version if rescore is not None else "")
         if not result.created:
             recording.cancelled = True  # a repeat: the recorder stops collecting its packets
             self.suppressed += 1
