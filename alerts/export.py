@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import csv
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import json
@@ -220,6 +222,49 @@ def _access_csv(alert: Alert) -> bytes:
     return buffer.getvalue().encode()
 
 
+class _Timex(ctypes.Structure):
+    """Linux's struct timex (adjtimex(2)), read-only here (modes 0)."""
+
+    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
+                ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
+                ("time_sec", ctypes.c_long), ("time_usec", ctypes.c_long), ("tick", ctypes.c_long),
+                ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
+                ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
+                ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
+                ("reserved", ctypes.c_int * 11)]
+
+
+TIME_ERROR = 5  # adjtimex's answer while the clock is not synchronized
+STA_NANO = 0x2000  # the offset is in nanoseconds, not microseconds
+
+
+def server_clock() -> dict[str, Any]:
+    """What is known of the clock the evidence times come from. Clip and event times are this
+    server's clock when each packet arrived (not the DVR's on-screen clock, whose offset is not
+    measured). Its NTP state is the kernel's (adjtimex), read at export time; None where unknown."""
+    clock: dict[str, Any] = {
+        "time_source": "the recording server's clock when each video packet arrived (UTC), not the DVR's clock",
+        "dvr_clock_offset_seconds": None,
+        "server_ntp_synchronized": None, "server_clock_offset_seconds": None,
+        "server_clock_max_error_seconds": None, "server_clock_estimated_error_seconds": None,
+        "read_at": "export time",
+    }
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        timex = _Timex()
+        state = libc.adjtimex(ctypes.byref(timex))
+    except (OSError, AttributeError):
+        return clock  # not Linux, or no adjtimex: unknown
+    if state < 0:
+        return clock
+    scale = 1e-9 if timex.status & STA_NANO else 1e-6
+    clock.update(server_ntp_synchronized=state != TIME_ERROR, server_clock_offset_seconds=timex.offset * scale,
+                 server_clock_max_error_seconds=timex.maxerror * 1e-6,
+                 server_clock_estimated_error_seconds=timex.esterror * 1e-6)
+    return clock
+
+
 def _alert_entry(alert: Alert, event: EventClip | None, files: dict[str, str]) -> dict[str, Any]:
     camera, site = alert.camera, alert.camera.site
     zone = ZoneInfo(site.time_zone)
@@ -307,6 +352,14 @@ def _case_section(case: dict[str, Any]) -> str:
     return f"<section><h2>{escape(case['reference'])}</h2><table class=case>{items}</table></section>"
 
 
+def _clock_sentence(clock: dict[str, Any]) -> str:
+    synced = clock.get("server_ntp_synchronized")
+    state = ("unknown" if synced is None else
+             f"{'yes' if synced else 'NO'}, estimated error {clock['server_clock_estimated_error_seconds']:.3f} s")
+    return (f"Times are {clock['time_source']}. The DVR's clock offset was not measured. Server clock synchronized "
+            f"by NTP at export time: {state}.")
+
+
 def _report(manifest: dict[str, Any]) -> bytes:
     """A printable summary for a reader without tools: what was exported, when, by whom, with hashes."""
     rows: list[str] = [_case_section(manifest["case"])] if manifest.get("case") else []
@@ -340,6 +393,7 @@ word-break:break-all}} table.case td{{white-space:pre-wrap}} section{{page-break
 <h1>Evidence export</h1>
 <p>Exported by <strong>{escape(manifest['exported_by'])}</strong> at {escape(manifest['exported_at_utc'])} (UTC).
 {signed}</p>
+<p>{escape(_clock_sentence(manifest['clock']))}</p>
 <p>Each master clip is the file recorded by the system, unchanged (compare its SHA-256 below with the one recorded
 when it was built). Working copies are re-encoded with the date, time, camera and reference burned into the picture.
 To check the bundle: <span class=mono>python manage.py verify_export FILE.zip</span>, or check each SHA-256 against
@@ -433,6 +487,7 @@ def evidence_export(*, alert_ids: Sequence[int] = (), user: User, out: Path, ip_
             "exported_by": user.get_username(),
             "exported_by_id": user.pk,
             "exported_at_utc": _iso(now),
+            "clock": server_clock(),
             "signed": key is not None,
             "signature": {"algorithm": "Ed25519", "file": SIGNATURE, "public_key_file": PUBLIC_KEY,
                           "signs": f"the bytes of {MANIFEST}"} if key is not None else None,

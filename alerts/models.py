@@ -67,9 +67,10 @@ class Alert(ClipFields):
     event_type = models.CharField(max_length=64)
     score = models.FloatField(help_text="The score the alert was raised on: the learned model's where one "
                               "re-scored the event, else the detector's.")
-    # Set where a site's learned model (detection.learning) re-scored the event before it was raised.
-    rule_score = models.FloatField(null=True, blank=True, help_text="The detector's own score, where a learned "
-                                   "model re-scored the event.")
+    # The rule score as raised; the learned fields are set where a site's learned model
+    # (detection.learning) re-scored the event before it was raised.
+    rule_score = models.FloatField(null=True, blank=True, help_text="The detector's own score when the alert was "
+                                   "raised (empty on alerts older than this field).")
     learned_score = models.FloatField(null=True, blank=True, help_text="The learned model's score.")
     learned_model_version = models.CharField(max_length=100, blank=True,
                                              help_text="The learned model that re-scored the event.")

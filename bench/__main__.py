@@ -41,6 +41,8 @@ MODULES = {
     "person_models": "7p",
     "live_updates": "8",
     "live_wall": "9",
+    "stats_page": "10",
+    "learning": "11",
 }
 COLUMNS = ("#", "Figure", "Measured", "Baseline (same run)", "Ratio", "Goal", "Met")
 

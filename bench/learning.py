@@ -1,4 +1,4 @@
-"""Figure 17: the learned per-site model (detection.learning): training time and re-scoring cost.
+"""Figure 11: the learned per-site model (detection.learning): training time and re-scoring cost.
 
     .venv/bin/python -m bench.learning [--quick]
 
@@ -134,7 +134,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     t2, t1 = r.get("train_t2_s", math.nan), r.get("train_t1_s", math.nan)
     return [
         {
-            "figure": "17", "name": f"Training the learned model on {r.get('examples', EXAMPLES):,} simulated reviewed "
+            "figure": "11", "name": f"Training the learned model on {r.get('examples', EXAMPLES):,} simulated reviewed "
                                     "alerts (4-fold time-ordered cross-validation + final model), 2 threads",
             "measured": f"{t2:.1f} s (final model alone {r.get('final_fit_t2_s', math.nan):.1f} s; features "
                         f"{r.get('features_s', math.nan):.1f} s); gate {'passed' if r.get('passed') else 'refused'}: "
@@ -146,7 +146,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "goal": "minutes, not hours, on 2 cores", "met": bool(t2 < 600) if math.isfinite(t2) else None,
         },
         {
-            "figure": "17", "name": "Re-scoring one event before its alert (features from the track + model), p50 / p95",
+            "figure": "11", "name": "Re-scoring one event before its alert (features from the track + model), p50 / p95",
             "measured": f"2 threads {r.get('rescore_t2_p50_ms', math.nan):.2f} / {r.get('rescore_t2_p95_ms', math.nan):.2f} "
                         f"ms (features {r.get('rescore_features_t2_p50_ms', math.nan):.2f} ms); 1 thread "
                         f"{r.get('rescore_t1_p50_ms', math.nan):.2f} / {r.get('rescore_t1_p95_ms', math.nan):.2f} ms",

@@ -234,7 +234,7 @@ def _child_args(args: argparse.Namespace) -> list[str]:
 def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     stats, naive_ms = results.get("stats_p50_ms", math.nan), results.get("naive_p50_ms", math.nan)
     return [{
-        "figure": "16", "name": f"Statistics page, {results.get('alerts', 0):,} alerts over {results.get('days')} days "
+        "figure": "10", "name": f"Statistics page, {results.get('alerts', 0):,} alerts over {results.get('days')} days "
                                 f"at 3 sites, {results.get('database')} (last {results.get('days')} days, all sites)",
         "measured": f"page p50 {results.get('page_p50_ms', math.nan):.0f} ms, p95 {results.get('page_p95_ms', math.nan):.0f} ms "
                     f"({results.get('page_queries')} queries); figures alone p50 {stats:.0f} ms "

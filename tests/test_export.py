@@ -118,6 +118,18 @@ def test_it_lists_every_file_and_the_alert_in_the_manifest(world: World, bundle:
     assert entry["score"] == pytest.approx(0.87) and entry["detector"]
 
 
+def test_it_says_which_clock_the_times_come_from_and_whether_it_was_synchronized(bundle: Path) -> None:
+    clock = json.loads(_read(bundle, "manifest.json")[1])["clock"]
+    report = _read(bundle, "report.html")[1].decode()
+
+    assert "server's clock" in clock["time_source"]
+    assert clock["dvr_clock_offset_seconds"] is None  # not measured: said, not guessed
+    # This machine's kernel answers adjtimex; whether it is synchronized depends on the machine.
+    assert isinstance(clock["server_ntp_synchronized"], bool)
+    assert clock["server_clock_estimated_error_seconds"] >= 0
+    assert "Server clock synchronized by NTP at export time: " in report
+
+
 def test_it_signs_the_manifest_with_the_bundled_public_key(bundle: Path) -> None:
     _, manifest = _read(bundle, "manifest.json")
     _, signature = _read(bundle, "manifest.sig")

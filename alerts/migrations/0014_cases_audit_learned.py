@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='alert',
             name='rule_score',
-            field=models.FloatField(blank=True, help_text="The detector's own score, where a learned model re-scored the event.", null=True),
+            field=models.FloatField(blank=True, help_text="The detector's own score when the alert was raised (empty on alerts older than this field).", null=True),
         ),
         migrations.AlterField(
             model_name='alert',
