@@ -63,6 +63,7 @@ def _open(*, kind: str, width: float, height: float, title: str, desc: str) -> l
 
 
 def _empty(*, kind: str, title: str, width: float, height: float) -> SafeString:
+    height = min(height, width / 10)  # one line of text: an empty chart should not take a chart's room
     parts = _open(kind=kind, width=width, height=height, title=title, desc="No data for this period.")
     parts.append(f'<text class="chart-empty" x="{_num(width / 2)}" y="{_num(height / 2)}" text-anchor="middle">'
                  "No data for this period.</text></svg>")
