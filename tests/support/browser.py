@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from tests.support.requirements import require
 
@@ -42,6 +43,10 @@ def browser() -> Iterator[object]:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             yield chromium
             chromium.close()
+            # Django keeps connections per context (asgiref.local): one opened while Playwright's
+            # loop ran was seen to outlive the module and be reused by a later browser module, dead,
+            # after tests/faults restarted PostgreSQL in between. Close them with the module.
+            connections.close_all()
     finally:
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
