@@ -13,6 +13,8 @@ cores of the development machines) and, as the baseline in the same run, 1:
   training     evaluate(): the time-ordered cross-validation (4 folds, each training on every alert
                before its test block) and the final model on all 1,000, with the default TrainConfig;
                the final model's fit alone too; median of the repeats
+  gate         how many of 20 seeds (240 examples each) the deploy gate passes, on simulated signal
+               and on labels that are pure noise
   re-scoring   per event, what the spooler thread adds before raising an alert: the event's
                features from its track and zones, and the model (LoadedModel.score); p50 and p95
                over 200 events, after a warm-up. The rule-only path's cost is Rescorer.rescore for
@@ -32,6 +34,7 @@ from bench._support import apply_env, django_env, print_result, run_child, sigte
 from bench.common import percentile
 
 EXAMPLES = 1000
+GATE_EXAMPLES = 240
 EVENTS = 200
 THREADS = (2, 1)
 
@@ -115,6 +118,22 @@ def measure(quick: bool) -> dict[str, Any]:
         results[f"rescore_t{threads}_p50_ms"] = round(percentile(times, 50), 3)
         results[f"rescore_t{threads}_p95_ms"] = round(percentile(times, 95), 3)
         results[f"rescore_features_t{threads}_p50_ms"] = round(percentile(feature_times, 50), 3)
+    # How often the gate lets a model through: on simulated signal (it should, nearly always) and on
+    # labels that are pure noise (it must not), 240 examples a seed, as a small store would have.
+    torch.set_num_threads(1)
+    seeds = range(100, 105 if quick else 120)
+    for noise in (False, True):
+        passed = 0
+        for seed in seeds:
+            sample = [Example(key=i, at=a.event_start, confirmed=a.confirmed, rule_score=a.rule_score,
+                              features=event_features(track=a.track, zones=a.zones, event_type=a.event_type,
+                                                      rule_score=a.rule_score, event_start=a.event_start))
+                      for i, a in enumerate(simulate_alerts(GATE_EXAMPLES, seed=seed, noise_labels=noise))]
+            passed += evaluate(sample).passed
+        results[f"gate_{'noise' if noise else 'signal'}_passed"] = passed
+    results["gate_seeds"] = len(seeds)
+    print(f"   gate: signal {results['gate_signal_passed']}/{len(seeds)}, noise {results['gate_noise_passed']}/"
+          f"{len(seeds)} seeds passed", flush=True)
     rule_only = Rescorer()  # no model for any site: the path every event takes without one
     times = []
     for event in events:
@@ -153,6 +172,14 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "baseline": f"rule-only path (no model at the site): {r.get('rule_only_p50_ms', math.nan) * 1000:.1f} µs",
             "ratio": "", "goal": "well under the spooler's per-alert work (a snapshot JPEG, database writes)",
             "met": None,
+        },
+        {
+            "figure": "11", "name": f"Deploy gate over {r.get('gate_seeds', 'n')} seeds of {GATE_EXAMPLES} simulated "
+                                    "reviewed alerts: models let through",
+            "measured": f"signal: {r.get('gate_signal_passed')} of {r.get('gate_seeds')}",
+            "baseline": f"labels that are pure noise: {r.get('gate_noise_passed')} of {r.get('gate_seeds')}",
+            "ratio": "", "goal": "noise never passes", "met": r.get("gate_noise_passed") == 0
+            if "gate_noise_passed" in r else None,
         },
     ]
 
