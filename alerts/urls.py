@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alerts import audit_views, case_views, export_views, push, stats_views, views
+from alerts import audit_views, case_views, export_views, push_views, stats_views, views
 
 app_name = "alerts"
 urlpatterns = [
@@ -30,7 +30,7 @@ urlpatterns = [
     path("stats/csv/", stats_views.stats_csv, name="stats_csv"),
     path("audit/", audit_views.audit_list, name="audit"),
     path("audit/export.csv", audit_views.audit_export, name="audit_export"),
-    path("notifications/", push.push_page, name="push"),
-    path("notifications/subscribe/", push.push_subscribe, name="push_subscribe"),
-    path("notifications/<int:subscription_id>/delete/", push.push_unsubscribe, name="push_unsubscribe"),
+    path("notifications/", push_views.push_page, name="push"),
+    path("notifications/subscribe/", push_views.push_subscribe, name="push_subscribe"),
+    path("notifications/<int:subscription_id>/delete/", push_views.push_unsubscribe, name="push_unsubscribe"),
 ]

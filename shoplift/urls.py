@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from alerts import auth, push
+from alerts import auth, push_views
 from shoplift import health
 
 admin.site.site_header = "Shoplift detection"
@@ -10,7 +10,7 @@ admin.site.site_title = "Shoplift admin"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     # The Web Push service worker: served from the root, it may control every page of the dashboard.
-    path("sw.js", push.service_worker, name="service_worker"),
+    path("sw.js", push_views.service_worker, name="service_worker"),
     path("login/", auth.login_view, name="login"),
     path("logout/", auth.logout_view, name="logout"),
     path("password/", auth.password_change_view, name="password_change"),

@@ -1,4 +1,4 @@
-/* The dashboard's service worker, served at /sw.js (alerts.push.service_worker) so that it controls
+/* The dashboard's service worker, served at /sw.js (alerts.push_views.service_worker) so that it controls
  * every page. It only shows Web Push messages (alerts.notify.webpush_payload) and opens the alert
  * when one is clicked; it caches nothing.
  *
