@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -28,8 +27,7 @@ from detection.tracking.tracks import TrackEvidence, TrackPoint
 from tests.support.clips import clip_settings  # noqa: F401
 from tests.support.factories import PASSWORD, make_camera, make_site, make_user, make_zone
 from tests.support.learning import deploy_constant_model, models_dir, one_torch_thread, simulated_zones  # noqa: F401
-from tests.support.rtsp import MEDIA_DIR, file_mount, require_gstreamer, wait_until
-from tests.support.video import write_demo_video
+from tests.support.rtsp import file_mount, wait_until
 
 
 def person_event(camera, zone, *, score: float = 0.7, start: float | None = None) -> Event:
@@ -137,27 +135,14 @@ def test_the_spooler_raises_on_the_learned_score_or_suppresses_counts_and_logs(
     assert alert.learned_model_version == high.label
 
 
-@pytest.fixture(scope="module")
-def visit() -> Path:
-    """The demo shopper at 720p: in (0-5 s), shelf (5-11 s), exit (15-18 s), out by 20 s (as test_person_pipeline)."""
-    require_gstreamer()
-    path = MEDIA_DIR / "person-shelf-to-exit-26s.mp4"
-    if not path.exists():
-        MEDIA_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}")
-        write_demo_video(tmp, seconds=26)
-        tmp.replace(path)
-    return path
-
-
 @pytest.mark.rtsp
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_deployed_model_changes_the_outcome_in_the_running_pipeline_and_the_alert_records_both_scores(
-        visit, rtsp_servers, clip_settings, models_dir, settings, caplog):  # noqa: F811
+        demo_visit, rtsp_servers, clip_settings, models_dir, settings, caplog):  # noqa: F811
     settings.EVENT_QUIET_SECONDS = 2
     settings.LIVE_FRAME_SECONDS = 0
-    server = rtsp_servers([file_mount("/store", visit)])
+    server = rtsp_servers([file_mount("/store", demo_visit)])
     cameras = {}
     for name in ("Suppressing", "Raising", "Switched off"):  # one store each, the same shopper on each camera
         cameras[name] = make_camera(make_site(name), "Floor", stream_url=server.url("/store"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,28 +14,14 @@ from alerts.models import Alert, ClipStatus
 from cameras.demo import scene
 from tests.support.factories import make_camera, make_site, make_zone
 from tests.support.processes import ROOT, start_worker, subprocess_env
-from tests.support.rtsp import MEDIA_DIR, file_mount, require_gstreamer, wait_until
-from tests.support.video import write_demo_video
+from tests.support.rtsp import file_mount, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rtsp, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
-def visit() -> Path:
-    """One visit of the demo shopper at 720p: in (0-5 s), shelf (5-11 s), exit (15-18 s), out by 20 s."""
-    require_gstreamer()
-    path = MEDIA_DIR / "person-shelf-to-exit-26s.mp4"
-    if not path.exists():
-        MEDIA_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}")
-        write_demo_video(tmp, seconds=26)
-        tmp.replace(path)
-    return path
-
-
 def test_it_raises_exit_without_checkout_for_a_real_person_with_a_ready_clip_and_the_track(
-        visit, rtsp_servers, clip_settings, redis_server, tmp_path):
-    server = rtsp_servers([file_mount("/store", visit)])
+        demo_visit, rtsp_servers, clip_settings, redis_server, tmp_path):
+    server = rtsp_servers([file_mount("/store", demo_visit)])
     camera = make_camera(make_site("Demo store"), "Floor", stream_url=server.url("/store"))  # detector: default
     for name, kind, polygon in scene.ZONES:
         make_zone(camera, name, kind=kind, polygon=polygon)

@@ -242,6 +242,24 @@ def rtsp_test_video() -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_visit() -> Path:
+    """One visit of the demo shopper at 720p, 26 s: in (0-5 s), shelf (5-11 s), exit (15-18 s), out by
+    20 s. Made once and cached with the other test videos."""
+    from tests.support.video import (
+        write_demo_video,  # imports the apps: not while plugins load, before Django is set up
+    )
+
+    require_gstreamer()
+    path = MEDIA_DIR / "person-shelf-to-exit-26s.mp4"
+    if not path.exists():
+        MEDIA_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}")
+        write_demo_video(tmp, seconds=26)
+        tmp.replace(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def rtsp_server(rtsp_test_video: Path) -> Iterator[RtspServer]:
     """One server for the session: /live (320x240, 25 fps, 2 s GOP), /file (the test video), /audio.
 
